@@ -1,1 +1,6 @@
-fn main(){}
+//! Cross-crate tests: whole-model equivariance, masking, gradients, errors, records.
+
+mod support;
+
+mod equiformer_equivariance;
+mod equiformer_robustness;

@@ -65,3 +65,7 @@ pub enum So3Error {
     #[error("the Clebsch-Gordan cache was poisoned by a panic in another thread")]
     Poisoned,
 }
+
+/// The conventions of this crate, with worked examples (from `docs/conventions.md`).
+#[doc = include_str!("../../../docs/conventions.md")]
+pub mod conventions {}

@@ -1,0 +1,325 @@
+//! Equivariant graph attention over neighbours: MLP, dot-product and L2-distance logits.
+//!
+//! Every kind builds per-edge messages with a [`DepthwiseTensorProduct`]
+//! (not pooled; with `attend_self` the node itself is neighbour slot 0),
+//! attends per degree with its own heads, gates each head's output by a
+//! sigmoid of the receiving node's scalars, and projects back to the fiber.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{leaky_relu, sigmoid, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::EdgeGeometry;
+use crate::layers::{
+    EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
+};
+use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
+
+/// How attention logits are formed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttentionKind {
+    /// GATv2-style: a leaky-ReLU MLP of the invariant part of each message (the paper's choice).
+    #[default]
+    Mlp,
+    /// Scaled dot product of node queries with per-edge keys.
+    DotProduct,
+    /// Negative L2 distance between queries and keys (the reference's default).
+    L2Distance,
+}
+
+/// Configuration of an [`EquivariantAttention`] block.
+#[derive(Config, Debug)]
+pub struct EquivariantAttentionConfig {
+    /// Channels per degree of the fiber.
+    pub dims: Vec<usize>,
+    /// Heads per degree.
+    pub heads: Vec<usize>,
+    /// Channels per head, per degree.
+    pub dim_head: Vec<usize>,
+    /// Width of the invariant edge features.
+    pub edge_features: usize,
+    /// Logit kind.
+    #[config(default = "AttentionKind::Mlp")]
+    pub kind: AttentionKind,
+    /// Let each node attend to itself as well as its neighbours.
+    #[config(default = true)]
+    pub attend_self: bool,
+    /// Share one key/value head across all query heads.
+    #[config(default = false)]
+    pub single_headed_kv: bool,
+    /// Hidden width of the radial networks.
+    #[config(default = 64)]
+    pub radial_hidden: usize,
+    /// MLP attention: hidden logits per head.
+    #[config(default = 4)]
+    pub attn_hidden_dim_mult: usize,
+    /// MLP attention: negative slope of the leaky ReLU.
+    #[config(default = 0.1)]
+    pub attn_leakyrelu_slope: f64,
+    /// Gate every head's output by a sigmoid of the node's scalars (lets a node attend to nothing).
+    #[config(default = true)]
+    pub gate_attn_head_outputs: bool,
+    /// Start the output projection at zero.
+    #[config(default = true)]
+    pub init_out_zero: bool,
+}
+
+/// Per-kind learned parts.
+#[derive(Module, Debug)]
+enum Logits<B: Backend> {
+    /// Per degree: leaky ReLU then a bias-free linear to the heads.
+    Mlp(Vec<Linear<B>>),
+    /// Node queries for dot-product or L2 logits.
+    Query(EquivariantLinear<B>),
+}
+
+/// Multi-head equivariant graph attention; see the [module docs](self).
+#[derive(Module, Debug)]
+pub struct EquivariantAttention<B: Backend> {
+    prenorm: EquivariantNorm<B>,
+    messages: DepthwiseTensorProduct<B>,
+    logits: Logits<B>,
+    value_gate: Option<Gate>,
+    value_projection: Option<EquivariantLinear<B>>,
+    head_gates: Option<Linear<B>>,
+    to_out: EquivariantLinear<B>,
+    heads: Vec<usize>,
+    dim_head: Vec<usize>,
+    attn_hidden: Vec<usize>,
+    value_dims: Vec<usize>,
+    kind: AttentionKind,
+    single_headed_kv: bool,
+    leaky_slope: f64,
+}
+
+impl EquivariantAttentionConfig {
+    /// Build the block on `device`.
+    ///
+    /// # Panics
+    /// If `heads` or `dim_head` do not have one entry per degree (the model
+    /// config validates this before).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> EquivariantAttention<B> {
+        let degrees = self.dims.len();
+        assert!(self.heads.len() == degrees && self.dim_head.len() == degrees);
+        let hidden: Vec<usize> = self
+            .heads
+            .iter()
+            .zip(&self.dim_head)
+            .map(|(h, d)| h * d)
+            .collect();
+        let value_dims = if self.single_headed_kv {
+            self.dim_head.clone()
+        } else {
+            hidden.clone()
+        };
+        let tensor_product = |dims_out: Vec<usize>| {
+            DepthwiseTensorProductConfig::new(self.dims.clone(), dims_out, self.edge_features)
+                .with_radial_hidden(self.radial_hidden)
+                .with_pool(false)
+                .with_self_interaction(self.attend_self)
+                .init(device)
+        };
+        let attn_hidden: Vec<usize> = self
+            .heads
+            .iter()
+            .map(|h| h * self.attn_hidden_dim_mult)
+            .collect();
+        let (messages, logits, value_gate, value_projection) = match self.kind {
+            AttentionKind::Mlp => {
+                let gated: usize = value_dims[1..].iter().sum();
+                let mut intermediate = value_dims.clone();
+                intermediate[0] = attn_hidden.iter().sum::<usize>() + value_dims[0] + gated;
+                let logits = attn_hidden
+                    .iter()
+                    .zip(&self.heads)
+                    .map(|(&a, &h)| LinearConfig::new(a, h).with_bias(false).init(device))
+                    .collect();
+                (
+                    tensor_product(intermediate),
+                    Logits::Mlp(logits),
+                    Some(Gate::new(value_dims[1..].to_vec())),
+                    Some(
+                        EquivariantLinearConfig::new(value_dims.clone(), value_dims.clone())
+                            .init(device),
+                    ),
+                )
+            }
+            AttentionKind::DotProduct | AttentionKind::L2Distance => (
+                tensor_product(value_dims.iter().map(|d| 2 * d).collect()),
+                Logits::Query(
+                    EquivariantLinearConfig::new(self.dims.clone(), hidden.clone()).init(device),
+                ),
+                None,
+                None,
+            ),
+        };
+        EquivariantAttention {
+            prenorm: EquivariantNormConfig::new(self.dims.clone()).init(device),
+            messages,
+            logits,
+            value_gate,
+            value_projection,
+            head_gates: self
+                .gate_attn_head_outputs
+                .then(|| LinearConfig::new(self.dims[0], self.heads.iter().sum()).init(device)),
+            to_out: EquivariantLinearConfig::new(hidden, self.dims.clone())
+                .with_init_zero(self.init_out_zero)
+                .init(device),
+            heads: self.heads.clone(),
+            dim_head: self.dim_head.clone(),
+            attn_hidden,
+            value_dims,
+            kind: self.kind,
+            single_headed_kv: self.single_headed_kv,
+            leaky_slope: self.attn_leakyrelu_slope,
+        }
+    }
+}
+
+impl<B: Backend> EquivariantAttention<B> {
+    /// Attend and project (without the residual).
+    ///
+    /// # Shapes
+    /// - `fiber[l]`: `[B, N, 2l+1, C_l]`, output the same
+    pub fn forward(
+        &self,
+        fiber: Vec<Tensor<B, 4>>,
+        geometry: &EdgeGeometry<B>,
+    ) -> Vec<Tensor<B, 4>> {
+        let fiber = self.prenorm.forward(fiber);
+        let mut slot_mask = geometry.neighbors.mask.clone(); // [B, N, K]
+        if self.messages.has_self_interaction() {
+            let [batch, n, _] = slot_mask.dims();
+            let own = Tensor::<B, 3, Bool>::full([batch, n, 1], true, &slot_mask.device());
+            slot_mask = Tensor::cat(vec![own, slot_mask], 2);
+        }
+        let edge_fiber = self.messages.forward(&fiber, geometry); // [B, N, K', 2l+1, C]
+        let (attention, values) = match &self.logits {
+            Logits::Mlp(layers) => self.mlp_logits(layers, edge_fiber, &slot_mask),
+            Logits::Query(to_query) => self.query_logits(to_query, &fiber, edge_fiber, &slot_mask),
+        };
+        let gates = self.head_gates.as_ref().map(|linear| {
+            let scalars = fiber[0].clone().squeeze_dim::<3>(2); // [B, N, C0]
+            sigmoid(linear.forward(scalars)) // [B, N, sum(heads)]
+        });
+        let mut head_offset = 0;
+        let mut outputs = Vec::with_capacity(self.heads.len());
+        for (l, (attn, value)) in attention.into_iter().zip(values).enumerate() {
+            let (h, d) = (self.heads[l], self.dim_head[l]);
+            let [batch, n, k, m, _] = value.dims();
+            let value = if self.single_headed_kv {
+                value.reshape([batch, n, k, m, 1, d])
+            } else {
+                value.reshape([batch, n, k, m, h, d])
+            };
+            let weights = attn.reshape([batch, n, k, 1, h, 1]);
+            let mut out = (weights * value).sum_dim(2).reshape([batch, n, m, h, d]);
+            if let Some(gates) = &gates {
+                let gate = gates
+                    .clone()
+                    .narrow(2, head_offset, h)
+                    .reshape([batch, n, 1, h, 1]);
+                out = out * gate;
+            }
+            head_offset += h;
+            outputs.push(out.reshape([batch, n, m, h * d]));
+        }
+        self.to_out.forward(outputs)
+    }
+
+    /// MLP logits from the invariant part of the messages; values gated then projected.
+    fn mlp_logits(
+        &self,
+        layers: &[Linear<B>],
+        mut edge_fiber: Vec<Tensor<B, 5>>,
+        slot_mask: &Tensor<B, 3, Bool>,
+    ) -> (Vec<Tensor<B, 4>>, Vec<Tensor<B, 5>>) {
+        let scalars = edge_fiber[0].clone(); // [B, N, K', 1, C]
+        let total = scalars.dims()[4];
+        let mut offset = 0;
+        let mut attention = Vec::with_capacity(layers.len());
+        for (l, linear) in layers.iter().enumerate() {
+            let width = self.attn_hidden[l];
+            let branch = scalars.clone().narrow(4, offset, width).squeeze_dim::<4>(3); // [B, N, K', A]
+            offset += width;
+            let logits = linear.forward(leaky_relu(branch, self.leaky_slope))
+                * (self.dim_head[l] as f64).powf(-0.5);
+            attention.push(masked_softmax(logits, slot_mask));
+        }
+        edge_fiber[0] = scalars.narrow(4, offset, total - offset);
+        let gate = self
+            .value_gate
+            .as_ref()
+            .expect("MLP attention has a value gate");
+        let projection = self
+            .value_projection
+            .as_ref()
+            .expect("MLP attention has a value projection");
+        let values = projection.forward(gate.forward(edge_fiber));
+        (attention, values)
+    }
+
+    /// Dot-product or L2-distance logits between node queries and edge keys.
+    fn query_logits(
+        &self,
+        to_query: &EquivariantLinear<B>,
+        fiber: &[Tensor<B, 4>],
+        edge_fiber: Vec<Tensor<B, 5>>,
+        slot_mask: &Tensor<B, 3, Bool>,
+    ) -> (Vec<Tensor<B, 4>>, Vec<Tensor<B, 5>>) {
+        let queries = to_query.forward(fiber.to_vec());
+        let mut attention = Vec::with_capacity(queries.len());
+        let mut values = Vec::with_capacity(queries.len());
+        for (l, (query, key_value)) in queries.into_iter().zip(edge_fiber).enumerate() {
+            let (h, d) = (self.heads[l], self.dim_head[l]);
+            let kv_heads = if self.single_headed_kv { 1 } else { h };
+            let width = self.value_dims[l];
+            let [batch, n, k, m, _] = key_value.dims();
+            let key = key_value
+                .clone()
+                .narrow(4, 0, width)
+                .reshape([batch, n, k, m, kv_heads, d]);
+            values.push(key_value.narrow(4, width, width));
+            let query = query.reshape([batch, n, 1, m, h, d]);
+            let scale = (d as f64).powf(-0.5);
+            let logits = match self.kind {
+                AttentionKind::DotProduct => {
+                    (query * key)
+                        .sum_dim(5)
+                        .sum_dim(3)
+                        .reshape([batch, n, k, h])
+                        * scale
+                }
+                _ => {
+                    let squared = (query - key).square(); // [B, N, K', m, H, D]
+                    let distance = if l == 0 {
+                        squared.sum_dim(5).clamp_min(1e-24).sqrt()
+                    } else {
+                        squared.sum_dim(3).clamp_min(1e-24).sqrt().sum_dim(5)
+                    };
+                    distance.reshape([batch, n, k, h]) * (-scale)
+                }
+            };
+            attention.push(masked_softmax(logits, slot_mask));
+        }
+        (attention, values)
+    }
+}
+
+/// Softmax over neighbour slots that ignores masked slots; all-masked rows give zeros.
+///
+/// # Shapes
+/// - `logits`: `[B, N, K, H]`, `mask`: `[B, N, K]`, output `[B, N, K, H]`
+pub(crate) fn masked_softmax<B: Backend>(
+    logits: Tensor<B, 4>,
+    mask: &Tensor<B, 3, Bool>,
+) -> Tensor<B, 4> {
+    let [batch, n, k, h] = logits.dims();
+    let mask = mask.clone().unsqueeze_dim::<4>(3).expand([batch, n, k, h]);
+    let attention = softmax(logits.mask_fill(mask.clone().bool_not(), -1e9), 2);
+    attention * mask.float()
+}

@@ -1,0 +1,560 @@
+//! The Equiformer model: an SE(3)-equivariant graph attention transformer.
+//!
+//! Options follow equiformer-pytorch (0.5.4) under the same names and
+//! meanings, with documented defaults. The forward pass validates its input
+//! and returns a typed error instead of panicking.
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::tensor::{Bool, Int, Tensor};
+//! use equi_nn::{EquiformerConfig, EquiformerInput};
+//!
+//! let device = Default::default();
+//! let model = EquiformerConfig::new(vec![16, 8, 4])
+//!     .with_num_degrees(3)
+//!     .with_num_tokens(Some(24))
+//!     .with_heads(vec![2])
+//!     .with_dim_head(vec![4])
+//!     .with_depth(1)
+//!     .with_reduce_dim_out(true)
+//!     .init::<NdArray>(&device)?;
+//!
+//! let tokens = Tensor::<NdArray, 2, Int>::from_ints([[0, 5, 9, 23]], &device);
+//! let coords = Tensor::<NdArray, 3>::random([1, 4, 3], burn::tensor::Distribution::Default, &device);
+//! let mask = Tensor::<NdArray, 2, Bool>::from_bool([[true, true, true, false]].into(), &device);
+//! let out = model.forward(EquiformerInput::tokens(tokens, coords).with_mask(mask))?;
+//! let (type0, type1) = out.reduced().expect("reduce_dim_out gives one channel");
+//! assert_eq!(type0.dims(), [1, 4]);
+//! assert_eq!(type1.expect("degree 1 output").dims(), [1, 4, 3]);
+//! # Ok::<(), equi_nn::ModelError>(())
+//! ```
+
+use std::sync::Arc;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::attention::{AttentionKind, EquivariantAttention, EquivariantAttentionConfig};
+use crate::error::ModelError;
+use crate::fiber::{from_public, to_public};
+use crate::geometry::{radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions};
+use crate::layers::{
+    EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig,
+    FeedForward, FeedForwardConfig,
+};
+use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
+
+/// Configuration of an [`Equiformer`], with the reference's option names.
+#[derive(Config, Debug)]
+pub struct EquiformerConfig {
+    /// Hidden channels per degree: one number for all degrees, or one per degree.
+    pub dim: Vec<usize>,
+    /// Input channels per input degree (default: `dim[0]` scalars only).
+    #[config(default = "None")]
+    pub dim_in: Option<Vec<usize>>,
+    /// Number of degrees `0..num_degrees` of the hidden features.
+    #[config(default = 2)]
+    pub num_degrees: usize,
+    /// Number of input degrees: 1 (scalars) or 2 (scalars and vectors per node).
+    #[config(default = 1)]
+    pub input_degrees: usize,
+    /// Attention heads: one number for all degrees, or one per degree.
+    #[config(default = "vec![8]")]
+    pub heads: Vec<usize>,
+    /// Channels per head: one number for all degrees, or one per degree.
+    #[config(default = "vec![24]")]
+    pub dim_head: Vec<usize>,
+    /// Number of attention + feed-forward blocks.
+    #[config(default = 2)]
+    pub depth: usize,
+    /// Only nodes within this distance are neighbours.
+    #[config(default = 1e5)]
+    pub valid_radius: f64,
+    /// Keep the `k` nearest neighbours (`None`: every other node).
+    #[config(default = "None")]
+    pub num_neighbors: Option<usize>,
+    /// Project the output to one channel per degree: `type0 [B, N]`, `type1 [B, N, 3]`.
+    #[config(default = false)]
+    pub reduce_dim_out: bool,
+    /// Hidden width of the radial networks.
+    #[config(default = 64)]
+    pub radial_hidden_dim: usize,
+    /// Size of the token vocabulary (`None`: continuous input features).
+    #[config(default = "None")]
+    pub num_tokens: Option<usize>,
+    /// Learned absolute position embedding for sequences up to this length.
+    #[config(default = "None")]
+    pub num_positions: Option<usize>,
+    /// Let each node attend to itself.
+    #[config(default = true)]
+    pub attend_self: bool,
+    /// Output projection: linear (true) or an equivariant feed-forward (false).
+    #[config(default = true)]
+    pub linear_out: bool,
+    /// Fraction of the gradient that reaches the embeddings (a stabilising trick).
+    #[config(default = 0.5)]
+    pub embedding_grad_frac: f64,
+    /// One key/value head shared by all query heads.
+    #[config(default = false)]
+    pub single_headed_kv: bool,
+    /// Feed-forward: let degree 0 see the norms of the higher degrees.
+    #[config(default = false)]
+    pub ff_include_htype_norms: bool,
+    /// Attention logits: MLP (default), dot product or L2 distance.
+    #[config(default = "AttentionKind::Mlp")]
+    pub attention: AttentionKind,
+    /// Gate each attention head's output (lets a node attend to nothing).
+    #[config(default = true)]
+    pub gate_attn_head_outputs: bool,
+    /// MLP attention: hidden logits per head.
+    #[config(default = 4)]
+    pub attn_hidden_dim_mult: usize,
+    /// MLP attention: negative slope of the leaky ReLU.
+    #[config(default = 0.1)]
+    pub attn_leakyrelu_slope: f64,
+    /// Feed-forward hidden width multiple.
+    #[config(default = 4)]
+    pub ff_mult: usize,
+    /// Gaussians in the radial basis of edge lengths.
+    #[config(default = 16)]
+    pub num_radial_basis: usize,
+    /// Distance (Angstrom) of the last Gaussian centre.
+    #[config(default = 10.0)]
+    pub radial_basis_cutoff: f64,
+}
+
+/// Channel counts resolved from a config.
+#[derive(Clone, Debug)]
+struct Dims {
+    hidden: Vec<usize>,
+    input: Vec<usize>,
+    heads: Vec<usize>,
+    dim_head: Vec<usize>,
+}
+
+fn per_degree(name: &str, values: &[usize], degrees: usize) -> Result<Vec<usize>, ModelError> {
+    match values.len() {
+        1 => Ok(vec![values[0]; degrees]),
+        n if n == degrees => Ok(values.to_vec()),
+        n => Err(ModelError::Config(format!(
+            "{name} has {n} entries; give one for all degrees or one per degree ({degrees})"
+        ))),
+    }
+}
+
+impl EquiformerConfig {
+    fn dims(&self) -> Result<Dims, ModelError> {
+        if self.num_degrees == 0 {
+            return Err(ModelError::Config("num_degrees must be at least 1".into()));
+        }
+        if !(1..=2).contains(&self.input_degrees) {
+            return Err(ModelError::Config(format!(
+                "input_degrees must be 1 or 2, got {}",
+                self.input_degrees
+            )));
+        }
+        if self.input_degrees > self.num_degrees {
+            return Err(ModelError::Config(
+                "input_degrees cannot exceed num_degrees".into(),
+            ));
+        }
+        let hidden = per_degree("dim", &self.dim, self.num_degrees)?;
+        let input = match &self.dim_in {
+            None => {
+                let mut input = vec![hidden[0]];
+                input.extend(hidden.get(1).copied().filter(|_| self.input_degrees == 2));
+                input
+            }
+            Some(values) => per_degree("dim_in", values, self.input_degrees)?,
+        };
+        let dims = Dims {
+            heads: per_degree("heads", &self.heads, self.num_degrees)?,
+            dim_head: per_degree("dim_head", &self.dim_head, self.num_degrees)?,
+            hidden,
+            input,
+        };
+        let all = dims
+            .hidden
+            .iter()
+            .chain(&dims.input)
+            .chain(&dims.heads)
+            .chain(&dims.dim_head);
+        if all.into_iter().any(|&c| c == 0) {
+            return Err(ModelError::Config(
+                "dim, dim_in, heads and dim_head must be positive".into(),
+            ));
+        }
+        if self.num_tokens == Some(0) {
+            return Err(ModelError::Config("num_tokens must be positive".into()));
+        }
+        if !(0.0..=1.0).contains(&self.embedding_grad_frac) {
+            return Err(ModelError::Config(
+                "embedding_grad_frac must lie in [0, 1]".into(),
+            ));
+        }
+        if self.num_neighbors == Some(0) {
+            return Err(ModelError::Config(
+                "num_neighbors must be positive (or None for all)".into(),
+            ));
+        }
+        if !(self.valid_radius > 0.0)
+            || !(self.radial_basis_cutoff > 0.0)
+            || self.num_radial_basis == 0
+        {
+            return Err(ModelError::Config(
+                "valid_radius, radial_basis_cutoff and num_radial_basis must be positive".into(),
+            ));
+        }
+        Ok(dims)
+    }
+
+    /// Build the model on `device`, after checking the configuration.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Equiformer<B>, ModelError> {
+        let dims = self.dims()?;
+        let edge_features = self.num_radial_basis + 1;
+        let embedding = |size: usize| {
+            EmbeddingConfig::new(size, dims.input[0])
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 1e-2,
+                })
+                .init(device)
+        };
+        let blocks = (0..self.depth)
+            .map(|_| EquiformerBlock {
+                attention: EquivariantAttentionConfig::new(
+                    dims.hidden.clone(),
+                    dims.heads.clone(),
+                    dims.dim_head.clone(),
+                    edge_features,
+                )
+                .with_kind(self.attention)
+                .with_attend_self(self.attend_self)
+                .with_single_headed_kv(self.single_headed_kv)
+                .with_radial_hidden(self.radial_hidden_dim)
+                .with_attn_hidden_dim_mult(self.attn_hidden_dim_mult)
+                .with_attn_leakyrelu_slope(self.attn_leakyrelu_slope)
+                .with_gate_attn_head_outputs(self.gate_attn_head_outputs)
+                .init(device),
+                feed_forward: FeedForwardConfig::new(dims.hidden.clone())
+                    .with_mult(self.ff_mult)
+                    .with_include_htype_norms(self.ff_include_htype_norms)
+                    .init(device),
+            })
+            .collect();
+        let ones = vec![1; self.num_degrees];
+        let output = if !self.reduce_dim_out {
+            None
+        } else if self.linear_out {
+            Some(OutputProjection::Linear(
+                EquivariantLinearConfig::new(dims.hidden.clone(), ones).init(device),
+            ))
+        } else {
+            Some(OutputProjection::FeedForward(
+                FeedForwardConfig::new(dims.hidden.clone())
+                    .with_dims_out(Some(ones))
+                    .with_mult(self.ff_mult)
+                    .init(device),
+            ))
+        };
+        let model = Equiformer {
+            token_embedding: self.num_tokens.map(embedding),
+            position_embedding: self.num_positions.map(embedding),
+            input_projection: DepthwiseTensorProductConfig::new(
+                dims.input.clone(),
+                dims.hidden.clone(),
+                edge_features,
+            )
+            .with_radial_hidden(self.radial_hidden_dim)
+            .init(device),
+            blocks,
+            norm: EquivariantNormConfig::new(dims.hidden.clone()).init(device),
+            output,
+            couplings: Arc::new(CouplingTables::new(self.num_degrees - 1)),
+            dims_in: dims.input,
+            num_tokens: self.num_tokens,
+            num_positions: self.num_positions,
+            neighbor_options: NeighborOptions {
+                num_neighbors: self.num_neighbors,
+                valid_radius: self.valid_radius,
+            },
+            embedding_grad_frac: self.embedding_grad_frac,
+            num_radial_basis: self.num_radial_basis,
+            radial_basis_cutoff: self.radial_basis_cutoff,
+        };
+        // Draw every lazily initialised weight now, so that clones share them.
+        Ok(model.map(&mut Materialize))
+    }
+}
+
+/// A mapper that leaves parameters unchanged but forces their initialisation.
+struct Materialize;
+
+impl<B: Backend> burn::module::ModuleMapper<B> for Materialize {}
+
+/// One pre-norm attention block and one pre-norm feed-forward block, each residual.
+#[derive(Module, Debug)]
+pub struct EquiformerBlock<B: Backend> {
+    attention: EquivariantAttention<B>,
+    feed_forward: FeedForward<B>,
+}
+
+impl<B: Backend> EquiformerBlock<B> {
+    /// `x + attention(x)`, then `x + feed_forward(x)`.
+    ///
+    /// # Shapes
+    /// - `fiber[l]`: `[B, N, 2l+1, C_l]`, output the same
+    pub fn forward(
+        &self,
+        fiber: Vec<Tensor<B, 4>>,
+        geometry: &EdgeGeometry<B>,
+    ) -> Vec<Tensor<B, 4>> {
+        let fiber = add(fiber.clone(), self.attention.forward(fiber, geometry));
+        add(fiber.clone(), self.feed_forward.forward(fiber))
+    }
+}
+
+fn add<B: Backend>(a: Vec<Tensor<B, 4>>, b: Vec<Tensor<B, 4>>) -> Vec<Tensor<B, 4>> {
+    a.into_iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
+/// The optional output projection of `reduce_dim_out`.
+#[derive(Module, Debug)]
+enum OutputProjection<B: Backend> {
+    Linear(EquivariantLinear<B>),
+    FeedForward(FeedForward<B>),
+}
+
+/// The Equiformer model; see the [module docs](self).
+#[derive(Module, Debug)]
+pub struct Equiformer<B: Backend> {
+    token_embedding: Option<Embedding<B>>,
+    position_embedding: Option<Embedding<B>>,
+    input_projection: DepthwiseTensorProduct<B>,
+    blocks: Vec<EquiformerBlock<B>>,
+    norm: EquivariantNorm<B>,
+    output: Option<OutputProjection<B>>,
+    couplings: Arc<CouplingTables>,
+    dims_in: Vec<usize>,
+    num_tokens: Option<usize>,
+    num_positions: Option<usize>,
+    neighbor_options: NeighborOptions,
+    embedding_grad_frac: f64,
+    num_radial_basis: usize,
+    radial_basis_cutoff: f64,
+}
+
+/// Node inputs: integer tokens or continuous features.
+#[derive(Clone, Debug)]
+pub enum NodeInput<B: Backend> {
+    /// Token ids `[B, N]`, embedded (needs `num_tokens`).
+    Tokens(Tensor<B, 2, Int>),
+    /// Scalar features `[B, N, dim_in[0]]`.
+    Features(Tensor<B, 3>),
+}
+
+/// Everything one forward pass takes.
+#[derive(Clone, Debug)]
+pub struct EquiformerInput<B: Backend> {
+    /// Tokens or scalar features per node.
+    pub nodes: NodeInput<B>,
+    /// Degree-1 input features `[B, N, dim_in[1], 3]`, Cartesian (with `input_degrees = 2`).
+    pub vectors: Option<Tensor<B, 4>>,
+    /// Coordinates `[B, N, 3]`.
+    pub coords: Tensor<B, 3>,
+    /// Which nodes are real, `[B, N]` (default: all).
+    pub mask: Option<Tensor<B, 2, Bool>>,
+    /// Return node outputs averaged over the real nodes of each graph (`[B, ...]` as `N = 1`).
+    pub return_pooled: bool,
+}
+
+impl<B: Backend> EquiformerInput<B> {
+    /// Token input with coordinates.
+    pub fn tokens(tokens: Tensor<B, 2, Int>, coords: Tensor<B, 3>) -> Self {
+        Self::new(NodeInput::Tokens(tokens), coords)
+    }
+
+    /// Continuous scalar input with coordinates.
+    pub fn features(features: Tensor<B, 3>, coords: Tensor<B, 3>) -> Self {
+        Self::new(NodeInput::Features(features), coords)
+    }
+
+    fn new(nodes: NodeInput<B>, coords: Tensor<B, 3>) -> Self {
+        EquiformerInput {
+            nodes,
+            vectors: None,
+            coords,
+            mask: None,
+            return_pooled: false,
+        }
+    }
+
+    /// Set the node mask `[B, N]`.
+    pub fn with_mask(mut self, mask: Tensor<B, 2, Bool>) -> Self {
+        self.mask = Some(mask);
+        self
+    }
+
+    /// Add degree-1 input features `[B, N, C, 3]` (Cartesian).
+    pub fn with_vectors(mut self, vectors: Tensor<B, 4>) -> Self {
+        self.vectors = Some(vectors);
+        self
+    }
+
+    /// Average the outputs over the real nodes of each graph.
+    pub fn with_return_pooled(mut self, pooled: bool) -> Self {
+        self.return_pooled = pooled;
+        self
+    }
+}
+
+/// Model outputs in the public layout.
+#[derive(Clone, Debug)]
+pub struct EquiformerOutput<B: Backend> {
+    /// One tensor per degree, `[B, N, C_l, 2l+1]`, degree 1 in Cartesian order.
+    /// Padded nodes are zero. With `return_pooled`, `N = 1`.
+    pub fiber: Vec<Tensor<B, 4>>,
+}
+
+impl<B: Backend> EquiformerOutput<B> {
+    /// Degree-0 output `[B, N, C_0]`.
+    pub fn type0(&self) -> Tensor<B, 3> {
+        self.fiber[0].clone().squeeze_dim::<3>(3)
+    }
+
+    /// Degree-1 output `[B, N, C_1, 3]`, Cartesian; `None` with one degree.
+    pub fn type1(&self) -> Option<Tensor<B, 4>> {
+        self.fiber.get(1).cloned()
+    }
+
+    /// With one channel per degree (`reduce_dim_out`): `type0 [B, N]` and `type1 [B, N, 3]`.
+    pub fn reduced(&self) -> Option<(Tensor<B, 2>, Option<Tensor<B, 3>>)> {
+        if self.fiber.iter().any(|t| t.dims()[2] != 1) {
+            return None;
+        }
+        let type0 = self.fiber[0].clone().squeeze_dims::<2>(&[2, 3]);
+        let type1 = self.type1().map(|t| t.squeeze_dim::<3>(2));
+        Some((type0, type1))
+    }
+}
+
+impl<B: Backend> Equiformer<B> {
+    /// Run the model after validating the input.
+    ///
+    /// # Shapes
+    /// - tokens `[B, N]` or features `[B, N, dim_in[0]]`; optional vectors `[B, N, dim_in[1], 3]`
+    /// - coords `[B, N, 3]`, mask `[B, N]`
+    /// - output fiber `[l]`: `[B, N, C_l, 2l+1]` (`C_l = 1` with `reduce_dim_out`)
+    ///
+    /// # Errors
+    /// Shape mismatches, non-finite coordinates or features of real nodes,
+    /// tokens outside `0..num_tokens`, graphs with no real node, and inputs
+    /// the configuration does not expect.
+    pub fn forward(&self, input: EquiformerInput<B>) -> Result<EquiformerOutput<B>, ModelError> {
+        let mask = self.validate(&input)?;
+        Ok(self.forward_valid(input, mask))
+    }
+
+    fn validate(&self, input: &EquiformerInput<B>) -> Result<Tensor<B, 2, Bool>, ModelError> {
+        crate::validation::validate_input(self, input)
+    }
+
+    pub(crate) fn input_spec(&self) -> crate::validation::InputSpec {
+        crate::validation::InputSpec {
+            dims_in: self.dims_in.clone(),
+            num_tokens: self.num_tokens,
+            num_positions: self.num_positions,
+        }
+    }
+
+    /// The edge geometry shared by every block.
+    fn geometry(&self, coords: Tensor<B, 3>, mask: Tensor<B, 2, Bool>) -> EdgeGeometry<B> {
+        let neighbors = NeighborList::nearest(coords, mask, None, 0, &self.neighbor_options);
+        let distance = neighbors
+            .relative
+            .clone()
+            .square()
+            .sum_dim(3)
+            .clamp_min(1e-24)
+            .sqrt(); // [B, N, K, 1]
+        let radial_features = radial_basis(
+            distance.clone(),
+            self.num_radial_basis,
+            self.radial_basis_cutoff,
+        );
+        let couplings = self.couplings.couplings(neighbors.relative.clone());
+        EdgeGeometry {
+            neighbors,
+            distance,
+            radial_features,
+            couplings,
+        }
+    }
+
+    fn forward_valid(
+        &self,
+        input: EquiformerInput<B>,
+        mask: Tensor<B, 2, Bool>,
+    ) -> EquiformerOutput<B> {
+        let scalars = match input.nodes {
+            NodeInput::Tokens(tokens) => {
+                let embedding = self
+                    .token_embedding
+                    .as_ref()
+                    .expect("validated: tokens need num_tokens");
+                // Padded nodes may carry any token; give them a valid one.
+                embedding.forward(tokens.mask_fill(mask.clone().bool_not(), 0))
+            }
+            NodeInput::Features(features) => features,
+        }; // [B, N, C0]
+        let [batch, n, _] = scalars.dims();
+        let scalars = match &self.position_embedding {
+            Some(embedding) => {
+                let positions =
+                    Tensor::<B, 1, Int>::arange(0..n as i64, &scalars.device()).reshape([1, n]);
+                scalars + embedding.forward(positions)
+            }
+            None => scalars,
+        };
+        let frac = self.embedding_grad_frac;
+        let scalars = scalars.clone() * frac + scalars.detach() * (1.0 - frac);
+        let mut fiber = vec![scalars.unsqueeze_dim::<4>(2)]; // [B, N, 1, C0]
+        if let Some(vectors) = input.vectors {
+            fiber.push(from_public(1, vectors)); // [B, N, 3, C1]
+        }
+        let geometry = self.geometry(input.coords, mask.clone());
+        let mut fiber: Vec<Tensor<B, 4>> = self
+            .input_projection
+            .forward(&fiber, &geometry)
+            .into_iter()
+            .map(|t| t.squeeze_dim::<4>(2))
+            .collect();
+        for block in &self.blocks {
+            fiber = block.forward(fiber, &geometry);
+        }
+        let fiber = self.norm.forward(fiber);
+        let fiber = match &self.output {
+            Some(OutputProjection::Linear(linear)) => linear.forward(fiber),
+            Some(OutputProjection::FeedForward(feed_forward)) => feed_forward.forward(fiber),
+            None => fiber,
+        };
+        let node_weight = mask.float().reshape([batch, n, 1, 1]);
+        let fiber = fiber.into_iter().map(|t| t * node_weight.clone());
+        let fiber: Vec<Tensor<B, 4>> = if input.return_pooled {
+            let count = node_weight.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1, 1]
+            fiber.map(|t| t.sum_dim(1) / count.clone()).collect()
+        } else {
+            fiber.collect()
+        };
+        EquiformerOutput {
+            fiber: fiber
+                .into_iter()
+                .enumerate()
+                .map(|(l, t)| to_public(l, t))
+                .collect(),
+        }
+    }
+}

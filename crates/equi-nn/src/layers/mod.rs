@@ -1,0 +1,13 @@
+//! Equivariant building blocks: linear maps, norms, gates, feed-forward, radial networks.
+
+mod feed_forward;
+mod gate;
+mod linear;
+mod norm;
+mod radial;
+
+pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use gate::Gate;
+pub use linear::{EquivariantLinear, EquivariantLinearConfig};
+pub use norm::{EquivariantNorm, EquivariantNormConfig};
+pub use radial::{RadialMlp, RadialMlpConfig};

@@ -1,0 +1,234 @@
+//! Depthwise tensor product messages (the SO(3) path).
+//!
+//! For an edge `i <- j`, the message of output degree `l_out` is built from
+//! the edge input `x = W_j h_j + W_i h_i` of every input degree `l_in`:
+//!
+//! `m_out[c] = sum_J w_{l_in, J, l_out}[c](edge) * C_{l_in, J -> l_out}(x_{l_in}[c] ⊗ Y_J(r_ij))`
+//!
+//! one learned radial weight per path and channel ("depthwise"); the
+//! messages of all input degrees are then concatenated along channels and
+//! mixed by one linear map per output degree.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use crate::fiber::gather_neighbors;
+use crate::geometry::{path_degrees, EdgeGeometry};
+use crate::layers::{EquivariantLinear, EquivariantLinearConfig, RadialMlp, RadialMlpConfig};
+
+/// Configuration of a [`DepthwiseTensorProduct`].
+#[derive(Config, Debug)]
+pub struct DepthwiseTensorProductConfig {
+    /// Input channels per degree.
+    pub dims_in: Vec<usize>,
+    /// Output channels per degree.
+    pub dims_out: Vec<usize>,
+    /// Width of the invariant edge features fed to the radial network.
+    pub edge_features: usize,
+    /// Hidden width of the radial network.
+    #[config(default = 64)]
+    pub radial_hidden: usize,
+    /// Pool messages over neighbours (masked mean) instead of returning them per edge.
+    #[config(default = true)]
+    pub pool: bool,
+    /// Add a linear map of the node's own features: to the pooled result, or
+    /// as an extra first neighbour slot when not pooling.
+    #[config(default = true)]
+    pub self_interaction: bool,
+    /// Project the receiving and sending nodes separately and add them (as in the reference).
+    #[config(default = true)]
+    pub project_xi_xj: bool,
+    /// A linear map after the message mixing.
+    #[config(default = true)]
+    pub project_out: bool,
+}
+
+/// Messages from neighbours through Clebsch-Gordan paths; see the [module docs](self).
+#[derive(Module, Debug)]
+pub struct DepthwiseTensorProduct<B: Backend> {
+    to_receiver: Option<EquivariantLinear<B>>,
+    to_sender: Option<EquivariantLinear<B>>,
+    radial: RadialMlp<B>,
+    mix: EquivariantLinear<B>,
+    self_interact: Option<EquivariantLinear<B>>,
+    to_out: Option<EquivariantLinear<B>>,
+    dims_in: Vec<usize>,
+    dims_out: Vec<usize>,
+    pool: bool,
+}
+
+impl DepthwiseTensorProductConfig {
+    /// Radial weights needed: one per path and input channel.
+    fn radial_outputs(&self) -> usize {
+        let mut total = 0;
+        for l_out in 0..self.dims_out.len() {
+            for (l_in, &c_in) in self.dims_in.iter().enumerate() {
+                total += path_degrees(l_in, l_out).count() * c_in;
+            }
+        }
+        total
+    }
+
+    /// Build the layer on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> DepthwiseTensorProduct<B> {
+        let linear = |a: &Vec<usize>, b: &Vec<usize>| {
+            EquivariantLinearConfig::new(a.clone(), b.clone()).init(device)
+        };
+        let concatenated = vec![self.dims_in.iter().sum::<usize>(); self.dims_out.len()];
+        DepthwiseTensorProduct {
+            to_receiver: self
+                .project_xi_xj
+                .then(|| linear(&self.dims_in, &self.dims_in)),
+            to_sender: self
+                .project_xi_xj
+                .then(|| linear(&self.dims_in, &self.dims_in)),
+            radial: RadialMlpConfig::new(
+                self.edge_features,
+                self.radial_hidden,
+                self.radial_outputs(),
+            )
+            .init(device),
+            mix: linear(&concatenated, &self.dims_out),
+            self_interact: self
+                .self_interaction
+                .then(|| linear(&self.dims_in, &self.dims_out)),
+            to_out: self
+                .project_out
+                .then(|| linear(&self.dims_out, &self.dims_out)),
+            dims_in: self.dims_in.clone(),
+            dims_out: self.dims_out.clone(),
+            pool: self.pool,
+        }
+    }
+}
+
+impl<B: Backend> DepthwiseTensorProduct<B> {
+    /// Whether the layer adds the node's own features (as slot 0 when not pooling).
+    pub fn has_self_interaction(&self) -> bool {
+        self.self_interact.is_some()
+    }
+
+    /// Messages for every edge, mixed, before pooling.
+    ///
+    /// # Shapes
+    /// - `fiber[l]`: `[B, N, 2l+1, C_in(l)]`
+    /// - output `[l]`: `[B, N, K, 2l+1, C_out(l)]`
+    pub fn edge_messages(
+        &self,
+        fiber: &[Tensor<B, 4>],
+        geometry: &EdgeGeometry<B>,
+    ) -> Vec<Tensor<B, 5>> {
+        let (receivers, senders) = match (&self.to_receiver, &self.to_sender) {
+            (Some(receiver), Some(sender)) => (
+                Some(receiver.forward(fiber.to_vec())),
+                sender.forward(fiber.to_vec()),
+            ),
+            _ => (None, fiber.to_vec()),
+        };
+        // Edge input per degree: sender features at the neighbour plus receiver features.
+        let inputs: Vec<Tensor<B, 5>> = senders
+            .into_iter()
+            .enumerate()
+            .map(|(l, sender)| {
+                let gathered = gather_neighbors(sender, geometry.neighbors.index.clone()); // [B, N, K, 2l+1, C]
+                match &receivers {
+                    Some(receivers) => gathered + receivers[l].clone().unsqueeze_dim::<5>(2),
+                    None => gathered,
+                }
+            })
+            .collect();
+        let weights = self.radial.forward(geometry.radial_features.clone()); // [B, N, K, W]
+        let [batch, n, k, _] = weights.dims();
+        let mut offset = 0;
+        let mut messages = Vec::with_capacity(self.dims_out.len());
+        for l_out in 0..self.dims_out.len() {
+            let mut parts = Vec::with_capacity(self.dims_in.len());
+            for (l_in, input) in inputs.iter().enumerate() {
+                let c_in = self.dims_in[l_in];
+                let paths = path_degrees(l_in, l_out).count();
+                let coupling = geometry.couplings[l_in][l_out].clone(); // [B, N, K, P*(2lo+1), 2li+1]
+                let per_path = coupling.matmul(input.clone()).reshape([
+                    batch,
+                    n,
+                    k,
+                    paths,
+                    2 * l_out + 1,
+                    c_in,
+                ]);
+                let w = weights
+                    .clone()
+                    .narrow(3, offset, paths * c_in)
+                    .reshape([batch, n, k, paths, 1, c_in]);
+                offset += paths * c_in;
+                parts.push((per_path * w).sum_dim(3).squeeze_dim::<5>(3)); // [B, N, K, 2lo+1, C_in]
+            }
+            messages.push(Tensor::cat(parts, 4));
+        }
+        self.mix.forward(messages)
+    }
+
+    /// The full layer.
+    ///
+    /// Pooling: masked mean over the neighbour slots. Without pooling, and with
+    /// self-interaction, the node's own linear term becomes neighbour slot 0
+    /// (so `K' = K + 1`).
+    ///
+    /// # Shapes
+    /// - `fiber[l]`: `[B, N, 2l+1, C_in(l)]`
+    /// - pooled output `[l]`: `[B, N, 1, 2l+1, C_out(l)]` (slot axis of size 1);
+    ///   per-edge output `[l]`: `[B, N, K', 2l+1, C_out(l)]`
+    pub fn forward(&self, fiber: &[Tensor<B, 4>], geometry: &EdgeGeometry<B>) -> Vec<Tensor<B, 5>> {
+        let messages = self.edge_messages(fiber, geometry);
+        let mask = geometry.neighbors.mask.clone();
+        let outputs: Vec<Tensor<B, 5>> = if self.pool {
+            messages
+                .into_iter()
+                .map(|m| masked_mean_over_slots(m, mask.clone()))
+                .collect()
+        } else {
+            messages
+        };
+        let outputs = match &self.to_out {
+            Some(to_out) => to_out.forward(outputs),
+            None => outputs,
+        };
+        let Some(self_interact) = &self.self_interact else {
+            return outputs;
+        };
+        let own: Vec<Tensor<B, 5>> = self_interact
+            .forward(fiber.to_vec())
+            .into_iter()
+            .map(|t| t.unsqueeze_dim::<5>(2))
+            .collect(); // [B, N, 1, 2l+1, C], for the degrees both sides have
+        let mut own = own.into_iter();
+        outputs
+            .into_iter()
+            .map(|edges| match own.next() {
+                Some(own) if self.pool => edges + own,
+                Some(own) => Tensor::cat(vec![own, edges], 2),
+                // Degrees the input lacks: a zero self slot keeps the slot axis aligned.
+                None if self.pool => edges,
+                None => {
+                    let [batch, n, _, m, c] = edges.dims();
+                    let zeros = Tensor::zeros([batch, n, 1, m, c], &edges.device());
+                    Tensor::cat(vec![zeros, edges], 2)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Mean over the valid neighbour slots; zero where a node has none.
+///
+/// # Shapes
+/// - `messages`: `[B, N, K, M, C]`, `mask`: `[B, N, K]`, output `[B, N, 1, M, C]`
+pub(crate) fn masked_mean_over_slots<B: Backend>(
+    messages: Tensor<B, 5>,
+    mask: Tensor<B, 3, Bool>,
+) -> Tensor<B, 5> {
+    let weights = mask.float().unsqueeze_dim::<4>(3).unsqueeze_dim::<5>(4); // [B, N, K, 1, 1]
+    let count = weights.clone().sum_dim(2).clamp_min(1.0); // [B, N, 1, 1, 1]
+    (messages * weights).sum_dim(2) / count
+}

@@ -1,0 +1,169 @@
+//! Input checks run before a forward pass, so bad input fails with a clear error.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+use crate::equiformer::{Equiformer, EquiformerInput, NodeInput};
+use crate::error::ModelError;
+
+/// What a model expects of its input.
+#[derive(Clone, Debug)]
+pub(crate) struct InputSpec {
+    pub dims_in: Vec<usize>,
+    pub num_tokens: Option<usize>,
+    pub num_positions: Option<usize>,
+}
+
+/// Check shapes, finiteness, token range and mask; return the mask to use.
+pub(crate) fn validate_input<B: Backend>(
+    model: &Equiformer<B>,
+    input: &EquiformerInput<B>,
+) -> Result<Tensor<B, 2, Bool>, ModelError> {
+    let spec = model.input_spec();
+    let [batch, n, axes] = input.coords.dims();
+    if axes != 3 {
+        return Err(ModelError::Shape(format!(
+            "coords must be [B, N, 3], got [{batch}, {n}, {axes}]"
+        )));
+    }
+    if batch == 0 || n == 0 {
+        return Err(ModelError::EmptyGraph(format!(
+            "coords have shape [{batch}, {n}, 3]"
+        )));
+    }
+    let device = input.coords.device();
+    let mask = match &input.mask {
+        Some(mask) if mask.dims() != [batch, n] => {
+            return Err(ModelError::Shape(format!(
+                "mask must be [B, N] = [{batch}, {n}], got {:?}",
+                mask.dims()
+            )))
+        }
+        Some(mask) => mask.clone(),
+        None => Tensor::full([batch, n], true, &device),
+    };
+    let real_per_graph = mask.clone().int().sum_dim(1).min().into_scalar();
+    if real_per_graph.to_string().parse::<i64>().unwrap_or(0) < 1 {
+        return Err(ModelError::EmptyGraph(
+            "a graph of the batch has no real (unmasked) node".into(),
+        ));
+    }
+    let node_mask = mask.clone().unsqueeze_dim::<3>(2); // [B, N, 1]
+    let finite_coords = input
+        .coords
+        .clone()
+        .is_finite()
+        .bool_or(node_mask.clone().bool_not().expand([batch, n, 3]))
+        .all()
+        .into_scalar();
+    if !finite_coords.to_string().parse::<bool>().unwrap_or(false) {
+        return Err(ModelError::NonFinite(
+            "coords of a real node contain NaN or infinity".into(),
+        ));
+    }
+    match (&input.nodes, spec.num_tokens) {
+        (NodeInput::Tokens(tokens), Some(num_tokens)) => {
+            if tokens.dims() != [batch, n] {
+                return Err(ModelError::Shape(format!(
+                    "tokens must be [B, N] = [{batch}, {n}], got {:?}",
+                    tokens.dims()
+                )));
+            }
+            // Padded nodes may hold any token; clamp them into range before checking.
+            let checked = tokens.clone().mask_fill(mask.clone().bool_not(), 0);
+            let low: i64 = checked
+                .clone()
+                .min()
+                .into_scalar()
+                .to_string()
+                .parse()
+                .unwrap_or(-1);
+            let high: i64 = checked
+                .max()
+                .into_scalar()
+                .to_string()
+                .parse()
+                .unwrap_or(i64::MAX);
+            if low < 0 || high >= num_tokens as i64 {
+                return Err(ModelError::TokenOutOfRange(format!(
+                    "tokens of real nodes span {low}..={high}, the vocabulary is 0..{num_tokens}"
+                )));
+            }
+        }
+        (NodeInput::Tokens(_), None) => {
+            return Err(ModelError::Input(
+                "tokens given but the model has no num_tokens".into(),
+            ))
+        }
+        (NodeInput::Features(_), Some(_)) => {
+            return Err(ModelError::Input(
+                "the model embeds tokens (num_tokens is set); pass tokens".into(),
+            ))
+        }
+        (NodeInput::Features(features), None) => {
+            let expected = [batch, n, spec.dims_in[0]];
+            if features.dims() != expected {
+                return Err(ModelError::Shape(format!(
+                    "features must be {expected:?}, got {:?}",
+                    features.dims()
+                )));
+            }
+            check_finite(features.clone(), node_mask.clone(), "features")?;
+        }
+    }
+    match (&input.vectors, spec.dims_in.get(1)) {
+        (Some(vectors), Some(&channels)) => {
+            let expected = [batch, n, channels, 3];
+            if vectors.dims() != expected {
+                return Err(ModelError::Shape(format!(
+                    "vectors must be {expected:?}, got {:?}",
+                    vectors.dims()
+                )));
+            }
+            check_finite(
+                vectors.clone().reshape([batch, n, channels * 3]),
+                node_mask,
+                "vectors",
+            )?;
+        }
+        (None, Some(_)) => {
+            return Err(ModelError::Input(
+                "input_degrees = 2 needs degree-1 vectors [B, N, C, 3]".into(),
+            ))
+        }
+        (Some(_), None) => {
+            return Err(ModelError::Input(
+                "vectors given but input_degrees = 1".into(),
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(limit) = spec.num_positions {
+        if n > limit {
+            return Err(ModelError::Shape(format!(
+                "{n} nodes exceed num_positions = {limit}"
+            )));
+        }
+    }
+    Ok(mask)
+}
+
+fn check_finite<B: Backend>(
+    values: Tensor<B, 3>,
+    node_mask: Tensor<B, 3, Bool>,
+    name: &str,
+) -> Result<(), ModelError> {
+    let [batch, n, c] = values.dims();
+    let ok = values
+        .is_finite()
+        .bool_or(node_mask.bool_not().expand([batch, n, c]))
+        .all()
+        .into_scalar();
+    if ok.to_string().parse::<bool>().unwrap_or(false) {
+        Ok(())
+    } else {
+        Err(ModelError::NonFinite(format!(
+            "{name} of a real node contain NaN or infinity"
+        )))
+    }
+}

@@ -1,0 +1,159 @@
+//! Rotation + translation equivariance of whole Equiformer models, one test per
+//! option and the combinations that matter (f64 to 1e-10, f32 to 1e-4).
+
+use burn::tensor::backend::Backend;
+use equi_nn::{AttentionKind, Equiformer, EquiformerConfig};
+use proptest::prelude::*;
+use so3_math::{EquivarianceChecker, EquivarianceReport, Irreps};
+
+use crate::support::{output_irreps, perturbed, rows_for_checker, run_tokens, Draw, F32, F64};
+
+/// A small model; every test varies one or two options.
+fn small(num_degrees: usize) -> EquiformerConfig {
+    EquiformerConfig::new(vec![8, 4, 4, 2][..num_degrees].to_vec())
+        .with_num_degrees(num_degrees)
+        .with_num_tokens(Some(5))
+        .with_heads(vec![2])
+        .with_dim_head(vec![3])
+        .with_depth(2)
+        .with_radial_hidden_dim(8)
+}
+
+/// Equivariance error of a token model on a random graph, with optional
+/// padding (the last `padding` nodes masked, with garbage coordinates that
+/// are not transformed) and optional degree-1 input vectors.
+fn check<B: Backend>(model: &Equiformer<B>, n: usize, padding: usize, vector_channels: usize, seed: u64) -> EquivarianceReport {
+    let mut draw = Draw::new(seed);
+    let points = draw.points(n, 1.5);
+    let tokens: Vec<i64> = (0..n + padding).map(|_| draw.below(5) as i64).collect();
+    let garbage = draw.points(padding, 40.0);
+    let mask: Vec<bool> = (0..n + padding).map(|i| i < n).collect();
+    let vectors = draw.values((n + padding) * vector_channels * 3);
+    let input_irreps = if vector_channels > 0 {
+        Irreps::from_channels(&[0, vector_channels])
+    } else {
+        Irreps::default()
+    };
+    // The checker rotates the degree-1 inputs in (y, z, x) order; the model takes Cartesian.
+    let as_features: Vec<f64> = vectors[..n * vector_channels * 3]
+        .chunks(3)
+        .flat_map(|v| [v[1], v[2], v[0]])
+        .collect();
+    let run = |pts: &[[f64; 3]], features: &[f64]| {
+        let mut all_points = pts.to_vec();
+        all_points.extend_from_slice(&garbage);
+        let mut cartesian: Vec<f64> = features.chunks(3).flat_map(|v| [v[2], v[0], v[1]]).collect();
+        cartesian.extend_from_slice(&vectors[n * vector_channels * 3..]);
+        let out = run_tokens(
+            model,
+            &tokens,
+            &all_points,
+            Some(&mask),
+            (vector_channels > 0).then_some((&cartesian[..], vector_channels)),
+        );
+        let rows = rows_for_checker(&out);
+        let width = rows.len() / (n + padding);
+        rows[..n * width].to_vec()
+    };
+    let probe = run_tokens(
+        model,
+        &tokens,
+        &[points.clone(), garbage.clone()].concat(),
+        Some(&mask),
+        (vector_channels > 0).then_some((&vectors[..], vector_channels)),
+    );
+    let output = output_irreps(&probe);
+    EquivarianceChecker::default()
+        .with_trials(3)
+        .with_seed(seed)
+        .check(&points, &as_features, &input_irreps, &output, run)
+        .expect("layouts fit")
+}
+
+fn assert_f64(config: EquiformerConfig, vector_channels: usize, padding: usize) {
+    let model = perturbed(config.init::<F64>(&Default::default()).expect("valid config"), 5, 0.3);
+    let report = check(&model, 7, padding, vector_channels, 11);
+    assert!(report.max_relative_error < 1e-10, "{config:?}\n{report:?}");
+}
+
+#[test]
+fn every_attention_kind_is_equivariant_in_f64() {
+    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
+        for attend_self in [true, false] {
+            assert_f64(small(3).with_attention(kind).with_attend_self(attend_self), 0, 0);
+        }
+    }
+}
+
+#[test]
+fn reduced_and_full_outputs_are_equivariant_for_two_to_four_degrees() {
+    for num_degrees in 2..=4 {
+        for reduce in [true, false] {
+            assert_f64(small(num_degrees).with_reduce_dim_out(reduce), 0, 0);
+        }
+    }
+}
+
+#[test]
+fn degree_one_inputs_are_equivariant() {
+    for kind in [AttentionKind::Mlp, AttentionKind::L2Distance] {
+        let config = small(3).with_input_degrees(2).with_dim_in(Some(vec![8, 2])).with_attention(kind);
+        assert_f64(config, 2, 0);
+    }
+}
+
+#[test]
+fn padded_batches_are_equivariant_and_padding_is_ignored() {
+    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
+        assert_f64(small(3).with_attention(kind).with_reduce_dim_out(true), 0, 3);
+    }
+}
+
+#[test]
+fn nearest_neighbour_options_are_equivariant() {
+    assert_f64(small(3).with_num_neighbors(Some(3)), 0, 2);
+    assert_f64(small(2).with_valid_radius(2.0).with_attend_self(false), 0, 0);
+}
+
+#[test]
+fn other_reference_options_are_equivariant() {
+    assert_f64(small(3).with_single_headed_kv(true).with_attention(AttentionKind::DotProduct), 0, 0);
+    assert_f64(small(3).with_single_headed_kv(true), 0, 0);
+    assert_f64(small(3).with_ff_include_htype_norms(true), 0, 0);
+    assert_f64(small(3).with_linear_out(false).with_reduce_dim_out(true), 0, 0);
+    assert_f64(small(3).with_gate_attn_head_outputs(false).with_num_positions(Some(16)), 0, 0);
+    assert_f64(small(3).with_heads(vec![1, 2, 3]).with_dim_head(vec![2, 3, 4]), 0, 0);
+}
+
+#[test]
+fn the_readme_configuration_is_equivariant_in_f32() {
+    let config = EquiformerConfig::new(vec![4, 4, 2])
+        .with_num_degrees(3)
+        .with_num_tokens(Some(5))
+        .with_dim_head(vec![4])
+        .with_heads(vec![2])
+        .with_depth(4)
+        .with_reduce_dim_out(true);
+    let model = perturbed(config.init::<F32>(&Default::default()).expect("valid config"), 5, 0.3);
+    let report = check(&model, 12, 2, 0, 3);
+    assert!(report.max_relative_error < 1e-4, "{report:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    #[test]
+    fn random_options_and_sizes_are_equivariant(
+        num_degrees in 2usize..=3,
+        kind in prop::sample::select(vec![AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance]),
+        attend_self in any::<bool>(),
+        n in 2usize..8,
+        padding in 0usize..3,
+        seed in 0u64..1000,
+    ) {
+        let config = small(num_degrees).with_attention(kind).with_attend_self(attend_self).with_depth(1);
+        let model = perturbed(config.init::<F64>(&Default::default()).expect("valid config"), seed, 0.3);
+        let report = check(&model, n, padding, 0, seed);
+        prop_assert!(report.max_relative_error < 1e-10, "{report:?}");
+    }
+}
