@@ -3,4 +3,5 @@
 mod support;
 
 mod equiformer_equivariance;
+mod equiformer_options;
 mod equiformer_robustness;

@@ -14,9 +14,11 @@ use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::EdgeGeometry;
+use crate::linear_attention::{LinearAttention, LinearAttentionConfig};
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
 };
+use crate::so2_convolution::MessagePath;
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
 
 /// How attention logits are formed.
@@ -66,6 +68,18 @@ pub struct EquivariantAttentionConfig {
     /// Start the output projection at zero.
     #[config(default = true)]
     pub init_out_zero: bool,
+    /// The message implementation (`None`: see [`MessagePath::resolve`]).
+    #[config(default = "None")]
+    pub message_path: Option<MessagePath>,
+    /// SO(2) message path: keep the edge-frame orders `|m| <= m_max` (`None`: all).
+    #[config(default = "None")]
+    pub m_max: Option<usize>,
+    /// Global linear attention heads on the scalars, seeing every node (0: off).
+    #[config(default = 0)]
+    pub num_linear_attn_heads: usize,
+    /// Channels per global linear attention head.
+    #[config(default = 8)]
+    pub linear_attn_dim_head: usize,
 }
 
 /// Per-kind learned parts.
@@ -86,6 +100,7 @@ pub struct EquivariantAttention<B: Backend> {
     value_gate: Option<Gate>,
     value_projection: Option<EquivariantLinear<B>>,
     head_gates: Option<Linear<B>>,
+    linear_attention: Option<LinearAttention<B>>,
     to_out: EquivariantLinear<B>,
     heads: Vec<usize>,
     dim_head: Vec<usize>,
@@ -121,6 +136,8 @@ impl EquivariantAttentionConfig {
                 .with_radial_hidden(self.radial_hidden)
                 .with_pool(false)
                 .with_self_interaction(self.attend_self)
+                .with_message_path(self.message_path)
+                .with_m_max(self.m_max)
                 .init(device)
         };
         let attn_hidden: Vec<usize> = self
@@ -157,6 +174,8 @@ impl EquivariantAttentionConfig {
                 None,
             ),
         };
+        let mut out_dims_in = hidden.clone();
+        out_dims_in[0] += self.num_linear_attn_heads * self.linear_attn_dim_head;
         EquivariantAttention {
             prenorm: EquivariantNormConfig::new(self.dims.clone()).init(device),
             messages,
@@ -166,7 +185,13 @@ impl EquivariantAttentionConfig {
             head_gates: self
                 .gate_attn_head_outputs
                 .then(|| LinearConfig::new(self.dims[0], self.heads.iter().sum()).init(device)),
-            to_out: EquivariantLinearConfig::new(hidden, self.dims.clone())
+            linear_attention: (self.num_linear_attn_heads > 0).then(|| {
+                LinearAttentionConfig::new(self.dims[0], self.num_linear_attn_heads)
+                    .with_dim_head(self.linear_attn_dim_head)
+                    .with_gate_value_heads(self.kind == AttentionKind::L2Distance)
+                    .init(device)
+            }),
+            to_out: EquivariantLinearConfig::new(out_dims_in, self.dims.clone())
                 .with_init_zero(self.init_out_zero)
                 .init(device),
             heads: self.heads.clone(),
@@ -227,6 +252,11 @@ impl<B: Backend> EquivariantAttention<B> {
             }
             head_offset += h;
             outputs.push(out.reshape([batch, n, m, h * d]));
+        }
+        if let Some(linear_attention) = &self.linear_attention {
+            let scalars = fiber[0].clone().squeeze_dim::<3>(2); // [B, N, C0]
+            let global = linear_attention.forward(scalars, geometry.node_mask.clone()); // [B, N, H*D]
+            outputs[0] = Tensor::cat(vec![outputs[0].clone(), global.unsqueeze_dim::<4>(2)], 3);
         }
         self.to_out.forward(outputs)
     }

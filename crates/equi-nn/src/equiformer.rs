@@ -38,6 +38,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
 use crate::attention::{AttentionKind, EquivariantAttention, EquivariantAttentionConfig};
+use crate::edges::{EdgeEmbedding, EdgeEmbeddingConfig};
 use crate::error::ModelError;
 use crate::fiber::{from_public, to_public};
 use crate::geometry::{radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions};
@@ -45,6 +46,7 @@ use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig,
     FeedForward, FeedForwardConfig,
 };
+use crate::so2_convolution::{EdgeFrames, MessagePath};
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
 
 /// Configuration of an [`Equiformer`], with the reference's option names.
@@ -124,6 +126,41 @@ pub struct EquiformerConfig {
     /// Distance (Angstrom) of the last Gaussian centre.
     #[config(default = 10.0)]
     pub radial_basis_cutoff: f64,
+    /// Message implementation: `So3` (Clebsch-Gordan paths) or `So2` (edge
+    /// frame, cheaper at high degree); `None` takes SO(2) when `m_max` is set,
+    /// else the faster one for `num_degrees - 1` ([`MessagePath::fastest_for`]).
+    #[config(default = "None")]
+    pub message_path: Option<MessagePath>,
+    /// SO(2) message path: keep the edge-frame orders `|m| <= m_max` (`None`: all).
+    #[config(default = "None")]
+    pub m_max: Option<usize>,
+    /// Vocabulary of bond tokens given per node pair (`None`: no bond tokens).
+    #[config(default = "None")]
+    pub num_edge_tokens: Option<usize>,
+    /// Width of the bond-token embedding fed to the radial networks.
+    #[config(default = "None")]
+    pub edge_dim: Option<usize>,
+    /// Attend to the neighbours of an adjacency matrix first (bonded atoms),
+    /// then to up to `num_neighbors` nearest others (0: bonded only).
+    #[config(default = false)]
+    pub attend_sparse_neighbors: bool,
+    /// Derive 2nd, 3rd, ... bond-distance connections up to this many bonds,
+    /// embed the bond distance as an edge feature, and (with
+    /// `attend_sparse_neighbors`) attend to all pairs that close.
+    #[config(default = "None")]
+    pub num_adj_degrees_embed: Option<usize>,
+    /// Width of the bond-distance embedding.
+    #[config(default = 0)]
+    pub adj_dim: usize,
+    /// At most this many adjacency neighbours per node (the nearest ones).
+    #[config(default = "None")]
+    pub max_sparse_neighbors: Option<usize>,
+    /// Global linear attention heads on the scalars, seeing all nodes (0: off).
+    #[config(default = 0)]
+    pub num_linear_attn_heads: usize,
+    /// Channels per global linear attention head.
+    #[config(default = 8)]
+    pub linear_attn_dim_head: usize,
 }
 
 /// Channel counts resolved from a config.
@@ -195,9 +232,29 @@ impl EquiformerConfig {
                 "embedding_grad_frac must lie in [0, 1]".into(),
             ));
         }
-        if self.num_neighbors == Some(0) {
+        if self.message_path == Some(MessagePath::So3) && self.m_max.is_some() {
             return Err(ModelError::Config(
-                "num_neighbors must be positive (or None for all)".into(),
+                "m_max truncates the SO(2) message path; it does not apply to message_path So3".into(),
+            ));
+        }
+        if self.num_edge_tokens.is_some() && !self.edge_dim.is_some_and(|d| d > 0) {
+            return Err(ModelError::Config(
+                "num_edge_tokens needs a positive edge_dim (the width of the bond embedding)".into(),
+            ));
+        }
+        if self.num_edge_tokens == Some(0) || self.num_adj_degrees_embed == Some(0) {
+            return Err(ModelError::Config(
+                "num_edge_tokens and num_adj_degrees_embed must be at least 1".into(),
+            ));
+        }
+        if self.max_sparse_neighbors.is_some() && !self.attend_sparse_neighbors {
+            return Err(ModelError::Config(
+                "max_sparse_neighbors applies only with attend_sparse_neighbors".into(),
+            ));
+        }
+        if self.num_neighbors == Some(0) && !self.attend_sparse_neighbors {
+            return Err(ModelError::Config(
+                "num_neighbors = 0 means bonded neighbours only and needs attend_sparse_neighbors".into(),
             ));
         }
         if !(self.valid_radius > 0.0)
@@ -211,10 +268,20 @@ impl EquiformerConfig {
         Ok(dims)
     }
 
+    fn edge_embedding_config(&self) -> EdgeEmbeddingConfig {
+        EdgeEmbeddingConfig::new()
+            .with_num_edge_tokens(self.num_edge_tokens)
+            .with_edge_dim(self.edge_dim.unwrap_or(0))
+            .with_num_adj_degrees_embed(self.num_adj_degrees_embed)
+            .with_adj_dim(self.adj_dim)
+    }
+
     /// Build the model on `device`, after checking the configuration.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Equiformer<B>, ModelError> {
         let dims = self.dims()?;
-        let edge_features = self.num_radial_basis + 1;
+        let edge_embedding = self.edge_embedding_config();
+        let edge_features = self.num_radial_basis + 1 + edge_embedding.width();
+        let message_path = MessagePath::resolve(self.message_path, self.m_max, self.num_degrees - 1);
         let embedding = |size: usize| {
             EmbeddingConfig::new(size, dims.input[0])
                 .with_initializer(Initializer::Normal {
@@ -238,6 +305,10 @@ impl EquiformerConfig {
                 .with_attn_hidden_dim_mult(self.attn_hidden_dim_mult)
                 .with_attn_leakyrelu_slope(self.attn_leakyrelu_slope)
                 .with_gate_attn_head_outputs(self.gate_attn_head_outputs)
+                .with_num_linear_attn_heads(self.num_linear_attn_heads)
+                .with_linear_attn_dim_head(self.linear_attn_dim_head)
+                .with_message_path(Some(message_path))
+                .with_m_max(self.m_max)
                 .init(device),
                 feed_forward: FeedForwardConfig::new(dims.hidden.clone())
                     .with_mult(self.ff_mult)
@@ -269,11 +340,17 @@ impl EquiformerConfig {
                 edge_features,
             )
             .with_radial_hidden(self.radial_hidden_dim)
+            .with_message_path(Some(message_path))
+            .with_m_max(self.m_max)
             .init(device),
             blocks,
             norm: EquivariantNormConfig::new(dims.hidden.clone()).init(device),
             output,
             couplings: Arc::new(CouplingTables::new(self.num_degrees - 1)),
+            message_path,
+            edge_embedding: edge_embedding.init(device),
+            attend_sparse_neighbors: self.attend_sparse_neighbors,
+            max_sparse_neighbors: self.max_sparse_neighbors,
             dims_in: dims.input,
             num_tokens: self.num_tokens,
             num_positions: self.num_positions,
@@ -338,6 +415,10 @@ pub struct Equiformer<B: Backend> {
     norm: EquivariantNorm<B>,
     output: Option<OutputProjection<B>>,
     couplings: Arc<CouplingTables>,
+    message_path: MessagePath,
+    edge_embedding: EdgeEmbedding<B>,
+    attend_sparse_neighbors: bool,
+    max_sparse_neighbors: Option<usize>,
     dims_in: Vec<usize>,
     num_tokens: Option<usize>,
     num_positions: Option<usize>,
@@ -369,6 +450,10 @@ pub struct EquiformerInput<B: Backend> {
     pub mask: Option<Tensor<B, 2, Bool>>,
     /// Return node outputs averaged over the real nodes of each graph (`[B, ...]` as `N = 1`).
     pub return_pooled: bool,
+    /// Bond tokens per node pair `[B, N, N]` (with `num_edge_tokens`).
+    pub edges: Option<Tensor<B, 3, Int>>,
+    /// Adjacency `[B, N, N]` (with `attend_sparse_neighbors` or `num_adj_degrees_embed`).
+    pub adjacency: Option<Tensor<B, 3, Bool>>,
 }
 
 impl<B: Backend> EquiformerInput<B> {
@@ -389,6 +474,8 @@ impl<B: Backend> EquiformerInput<B> {
             coords,
             mask: None,
             return_pooled: false,
+            edges: None,
+            adjacency: None,
         }
     }
 
@@ -401,6 +488,18 @@ impl<B: Backend> EquiformerInput<B> {
     /// Add degree-1 input features `[B, N, C, 3]` (Cartesian).
     pub fn with_vectors(mut self, vectors: Tensor<B, 4>) -> Self {
         self.vectors = Some(vectors);
+        self
+    }
+
+    /// Bond tokens per node pair `[B, N, N]`.
+    pub fn with_edges(mut self, edges: Tensor<B, 3, Int>) -> Self {
+        self.edges = Some(edges);
+        self
+    }
+
+    /// Adjacency matrix `[B, N, N]` (bonds).
+    pub fn with_adjacency(mut self, adjacency: Tensor<B, 3, Bool>) -> Self {
+        self.adjacency = Some(adjacency);
         self
     }
 
@@ -467,12 +566,29 @@ impl<B: Backend> Equiformer<B> {
             dims_in: self.dims_in.clone(),
             num_tokens: self.num_tokens,
             num_positions: self.num_positions,
+            num_edge_tokens: self.edge_embedding.num_edge_tokens(),
+            needs_adjacency: self.attend_sparse_neighbors || self.edge_embedding.uses_adjacency(),
         }
     }
 
     /// The edge geometry shared by every block.
-    fn geometry(&self, coords: Tensor<B, 3>, mask: Tensor<B, 2, Bool>) -> EdgeGeometry<B> {
-        let neighbors = NeighborList::nearest(coords, mask, None, 0, &self.neighbor_options);
+    fn geometry(
+        &self,
+        coords: Tensor<B, 3>,
+        mask: Tensor<B, 2, Bool>,
+        edges: Option<Tensor<B, 3, Int>>,
+        adjacency: Option<Tensor<B, 3, Bool>>,
+    ) -> EdgeGeometry<B> {
+        let bonded = adjacency
+            .clone()
+            .filter(|_| self.attend_sparse_neighbors)
+            .map(|adjacency| self.edge_embedding.reachable(adjacency));
+        let sparse_slots = bonded.as_ref().map_or(0, |bonded| {
+            let most: i64 = bonded.clone().int().sum_dim(2).max().into_scalar().to_string().parse().unwrap_or(0);
+            let most = most.max(0) as usize;
+            self.max_sparse_neighbors.map_or(most, |cap| most.min(cap))
+        });
+        let neighbors = NeighborList::nearest(coords, mask.clone(), bonded, sparse_slots, &self.neighbor_options);
         let distance = neighbors
             .relative
             .clone()
@@ -485,12 +601,23 @@ impl<B: Backend> Equiformer<B> {
             self.num_radial_basis,
             self.radial_basis_cutoff,
         );
-        let couplings = self.couplings.couplings(neighbors.relative.clone());
+        let radial_features = match self.edge_embedding.forward(edges, adjacency, &neighbors.index) {
+            Some(edge_features) => Tensor::cat(vec![radial_features, edge_features], 3),
+            None => radial_features,
+        };
+        let couplings = match self.message_path {
+            MessagePath::So3 => self.couplings.couplings(neighbors.relative.clone()),
+            MessagePath::So2 => Vec::new(),
+        };
+        let frames = (self.message_path == MessagePath::So2)
+            .then(|| EdgeFrames::new(&neighbors, self.couplings.l_max()));
         EdgeGeometry {
+            node_mask: mask,
             neighbors,
             distance,
             radial_features,
             couplings,
+            frames,
         }
     }
 
@@ -525,7 +652,7 @@ impl<B: Backend> Equiformer<B> {
         if let Some(vectors) = input.vectors {
             fiber.push(from_public(1, vectors)); // [B, N, 3, C1]
         }
-        let geometry = self.geometry(input.coords, mask.clone());
+        let geometry = self.geometry(input.coords, mask.clone(), input.edges, input.adjacency);
         let mut fiber: Vec<Tensor<B, 4>> = self
             .input_projection
             .forward(&fiber, &geometry)

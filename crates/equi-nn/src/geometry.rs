@@ -4,6 +4,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use so3_math::{clebsch_gordan, spherical_harmonics};
 
+use crate::so2_convolution::EdgeFrames;
+
 /// Edges shorter than this (coincident atoms) are masked out.
 pub const COINCIDENT_DISTANCE: f64 = 1e-8;
 
@@ -31,8 +33,10 @@ impl<B: Backend> NeighborList<B> {
     /// The `K` nearest valid neighbours of each node (self excluded).
     ///
     /// Padded nodes, coincident atoms and nodes beyond `valid_radius` are
-    /// masked; `K = min(num_neighbors, N - 1)`, at least 1 (an all-masked
-    /// slot when `N = 1`). `priority` (adjacency) puts those pairs first.
+    /// masked; `K = min(num_neighbors + extra_slots, N - 1)`, at least 1 (an
+    /// all-masked slot when `N = 1`). `priority` (bonded pairs) are taken
+    /// first, nearest first, whatever their distance; `num_neighbors = 0`
+    /// keeps only them.
     ///
     /// # Shapes
     /// - `coords`: `[B, N, 3]`, `node_mask`: `[B, N]`, `priority`: `[B, N, N]`
@@ -62,20 +66,27 @@ impl<B: Backend> NeighborList<B> {
             .bool_and(node_mask.unsqueeze_dim::<3>(1)) // [B, N, N]
             .bool_and(not_self.expand([batch, n, n]))
             .bool_and(distance.clone().greater_elem(COINCIDENT_DISTANCE));
+        // Distance neighbours: within the radius, unless switched off (num_neighbors = 0).
         let mut within = pair_valid.clone();
         if options.valid_radius.is_finite() {
             within = within.bool_and(distance.clone().lower_equal_elem(options.valid_radius));
         }
-        let far = 1e30;
-        let mut key = distance.mask_fill(within.clone().bool_not(), far); // [B, N, N]
-        let mut wanted = options.num_neighbors.unwrap_or(n).min(n.saturating_sub(1));
-        if let Some(priority) = priority {
-            let priority = priority.bool_and(pair_valid.clone());
-            key = key.mask_fill(priority.clone(), -1.0);
-            within = within.bool_or(priority);
-            wanted += extra_slots;
+        let wanted = options.num_neighbors.unwrap_or(n).min(n.saturating_sub(1));
+        if wanted == 0 {
+            within = within.bool_and(pair_valid.clone().bool_not());
         }
-        let k = wanted.clamp(1, n.max(1));
+        let far = 1e30;
+        let mut key = distance.clone().mask_fill(within.clone().bool_not(), far); // [B, N, N]
+        let mut slots = wanted;
+        if let Some(priority) = priority {
+            // Bonded pairs first, nearest bonded first: keys in (-2, -1) increase with distance.
+            let priority = priority.bool_and(pair_valid.clone());
+            let bonded_key = (distance.clone() / (distance + 1.0)) - 2.0;
+            key = key.mask_where(priority.clone(), bonded_key);
+            within = within.bool_or(priority);
+            slots += extra_slots;
+        }
+        let k = slots.clamp(1, n.saturating_sub(1).max(1));
         let (_, index) = key.neg().topk_with_indices(k, 2); // [B, N, K]
         let mask = within.int().gather(2, index.clone()).equal_elem(1); // [B, N, K]
         let relative = relative_all.gather(2, index.clone().unsqueeze_dim::<4>(3).repeat_dim(3, 3)); // [B, N, K, 3]
@@ -90,6 +101,8 @@ impl<B: Backend> NeighborList<B> {
 /// Invariant and equivariant edge features shared by every block.
 #[derive(Clone, Debug)]
 pub struct EdgeGeometry<B: Backend> {
+    /// Which nodes are real, `[B, N]`.
+    pub node_mask: Tensor<B, 2, Bool>,
     /// The neighbour list.
     pub neighbors: NeighborList<B>,
     /// Edge lengths, `[B, N, K, 1]`.
@@ -98,7 +111,11 @@ pub struct EdgeGeometry<B: Backend> {
     pub radial_features: Tensor<B, 4>,
     /// Per `(l_in, l_out)`: Clebsch-Gordan contracted with the edge harmonics,
     /// `[B, N, K, P*(2l_out+1), 2l_in+1]` for the `P` paths `J` of that pair.
+    /// Empty when no layer uses the SO(3) message path.
     pub couplings: Vec<Vec<Tensor<B, 5>>>,
+    /// Wigner-D matrices of the edge frames, for the SO(2) message path;
+    /// `None` when no layer uses it.
+    pub frames: Option<EdgeFrames<B>>,
 }
 
 /// The filter degrees `J` coupling `l_in` to `l_out`.

@@ -3,21 +3,26 @@
 //! - [`Equiformer`]: the SE(3)-equivariant graph attention transformer, with
 //!   the options of equiformer-pytorch under the same names;
 //! - [`schnet`]: the invariant SchNet baseline;
-//! - [`layers`], [`attention`], [`tensor_product`]: the equivariant building blocks.
+//! - [`layers`], [`attention`], [`tensor_product`]: the equivariant building blocks;
+//!   [`so2_convolution`]: the edge-frame (SO(2)) implementation of the messages.
 //!
 //! Features of degree `l` travel as one tensor per degree ("fiber"); the
 //! public layout is `[B, N, C_l, 2l+1]` with degree 1 in Cartesian `(x, y, z)`.
 
 pub mod attention;
+pub mod edges;
 pub mod equiformer;
 pub mod error;
 pub mod fiber;
 pub mod geometry;
 pub mod layers;
+pub mod linear_attention;
 pub mod schnet;
+pub mod so2_convolution;
 pub mod tensor_product;
 mod validation;
 
 pub use attention::{AttentionKind, EquivariantAttention, EquivariantAttentionConfig};
 pub use equiformer::{Equiformer, EquiformerConfig, EquiformerInput, EquiformerOutput, NodeInput};
 pub use error::ModelError;
+pub use so2_convolution::{EdgeFrames, MessagePath};

@@ -8,6 +8,10 @@
 //! one learned radial weight per path and channel ("depthwise"); the
 //! messages of all input degrees are then concatenated along channels and
 //! mixed by one linear map per output degree.
+//!
+//! The same layer can build its messages on the SO(2) edge-frame path
+//! instead ([`MessagePath`], [`crate::so2_convolution`]), with the same outer
+//! structure and the same family of functions.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -17,6 +21,7 @@ use burn::tensor::{Bool, Tensor};
 use crate::fiber::gather_neighbors;
 use crate::geometry::{path_degrees, EdgeGeometry};
 use crate::layers::{EquivariantLinear, EquivariantLinearConfig, RadialMlp, RadialMlpConfig};
+use crate::so2_convolution::{MessagePath, So2Convolution};
 
 /// Configuration of a [`DepthwiseTensorProduct`].
 #[derive(Config, Debug)]
@@ -43,6 +48,13 @@ pub struct DepthwiseTensorProductConfig {
     /// A linear map after the message mixing.
     #[config(default = true)]
     pub project_out: bool,
+    /// The message implementation (`None`: see [`MessagePath::resolve`]).
+    #[config(default = "None")]
+    pub message_path: Option<MessagePath>,
+    /// SO(2) path: keep the edge-frame orders `|m| <= m_max` (`None`: all;
+    /// ignored by the SO(3) path).
+    #[config(default = "None")]
+    pub m_max: Option<usize>,
 }
 
 /// Messages from neighbours through Clebsch-Gordan paths; see the [module docs](self).
@@ -50,17 +62,30 @@ pub struct DepthwiseTensorProductConfig {
 pub struct DepthwiseTensorProduct<B: Backend> {
     to_receiver: Option<EquivariantLinear<B>>,
     to_sender: Option<EquivariantLinear<B>>,
-    radial: RadialMlp<B>,
+    pub(crate) radial: RadialMlp<B>,
     mix: EquivariantLinear<B>,
     self_interact: Option<EquivariantLinear<B>>,
     to_out: Option<EquivariantLinear<B>>,
-    dims_in: Vec<usize>,
-    dims_out: Vec<usize>,
+    pub(crate) dims_in: Vec<usize>,
+    pub(crate) dims_out: Vec<usize>,
     pool: bool,
+    /// The SO(2)-path kernel; `None` on the SO(3) path.
+    pub(crate) so2: Option<So2Convolution>,
 }
 
 impl DepthwiseTensorProductConfig {
-    /// Radial weights needed: one per path and input channel.
+    /// The SO(2)-path kernel, when this layer uses that path.
+    fn so2_convolution(&self) -> Option<So2Convolution> {
+        let l_max = self
+            .dims_in
+            .len()
+            .max(self.dims_out.len())
+            .saturating_sub(1);
+        (MessagePath::resolve(self.message_path, self.m_max, l_max) == MessagePath::So2)
+            .then(|| So2Convolution::new(&self.dims_in, &self.dims_out, self.m_max))
+    }
+
+    /// Radial weights needed on the SO(3) path: one per path and input channel.
     fn radial_outputs(&self) -> usize {
         let mut total = 0;
         for l_out in 0..self.dims_out.len() {
@@ -77,6 +102,10 @@ impl DepthwiseTensorProductConfig {
             EquivariantLinearConfig::new(a.clone(), b.clone()).init(device)
         };
         let concatenated = vec![self.dims_in.iter().sum::<usize>(); self.dims_out.len()];
+        let so2 = self.so2_convolution();
+        let radial_outputs = so2
+            .as_ref()
+            .map_or_else(|| self.radial_outputs(), So2Convolution::radial_outputs);
         DepthwiseTensorProduct {
             to_receiver: self
                 .project_xi_xj
@@ -84,12 +113,8 @@ impl DepthwiseTensorProductConfig {
             to_sender: self
                 .project_xi_xj
                 .then(|| linear(&self.dims_in, &self.dims_in)),
-            radial: RadialMlpConfig::new(
-                self.edge_features,
-                self.radial_hidden,
-                self.radial_outputs(),
-            )
-            .init(device),
+            radial: RadialMlpConfig::new(self.edge_features, self.radial_hidden, radial_outputs)
+                .init(device),
             mix: linear(&concatenated, &self.dims_out),
             self_interact: self
                 .self_interaction
@@ -100,11 +125,21 @@ impl DepthwiseTensorProductConfig {
             dims_in: self.dims_in.clone(),
             dims_out: self.dims_out.clone(),
             pool: self.pool,
+            so2,
         }
     }
 }
 
 impl<B: Backend> DepthwiseTensorProduct<B> {
+    /// The implementation that builds this layer's messages.
+    pub fn message_path(&self) -> MessagePath {
+        if self.so2.is_some() {
+            MessagePath::So2
+        } else {
+            MessagePath::So3
+        }
+    }
+
     /// Whether the layer adds the node's own features (as slot 0 when not pooling).
     pub fn has_self_interaction(&self) -> bool {
         self.self_interact.is_some()
@@ -140,6 +175,9 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             })
             .collect();
         let weights = self.radial.forward(geometry.radial_features.clone()); // [B, N, K, W]
+        if let Some(so2) = &self.so2 {
+            return so2.edge_messages(&inputs, weights, geometry, &self.mix);
+        }
         let [batch, n, k, _] = weights.dims();
         let mut offset = 0;
         let mut messages = Vec::with_capacity(self.dims_out.len());

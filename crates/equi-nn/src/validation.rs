@@ -12,6 +12,8 @@ pub(crate) struct InputSpec {
     pub dims_in: Vec<usize>,
     pub num_tokens: Option<usize>,
     pub num_positions: Option<usize>,
+    pub num_edge_tokens: Option<usize>,
+    pub needs_adjacency: bool,
 }
 
 /// Check shapes, finiteness, token range and mask; return the mask to use.
@@ -137,6 +139,49 @@ pub(crate) fn validate_input<B: Backend>(
             ))
         }
         (None, None) => {}
+    }
+    match (&input.edges, spec.num_edge_tokens) {
+        (Some(edges), Some(num_edge_tokens)) => {
+            if edges.dims() != [batch, n, n] {
+                return Err(ModelError::Shape(format!(
+                    "edges must be [B, N, N] = [{batch}, {n}, {n}], got {:?}",
+                    edges.dims()
+                )));
+            }
+            let pair_mask = mask.clone().unsqueeze_dim::<3>(2).bool_and(mask.clone().unsqueeze_dim::<3>(1));
+            let checked = edges.clone().mask_fill(pair_mask.bool_not(), 0);
+            let low: i64 = checked.clone().min().into_scalar().to_string().parse().unwrap_or(-1);
+            let high: i64 = checked.max().into_scalar().to_string().parse().unwrap_or(i64::MAX);
+            if low < 0 || high >= num_edge_tokens as i64 {
+                return Err(ModelError::TokenOutOfRange(format!(
+                    "edge tokens of real pairs span {low}..={high}, the vocabulary is 0..{num_edge_tokens}"
+                )));
+            }
+        }
+        (None, Some(_)) => {
+            return Err(ModelError::Input("the model embeds bond tokens (num_edge_tokens); pass edges [B, N, N]".into()))
+        }
+        (Some(_), None) => return Err(ModelError::Input("edges given but the model has no num_edge_tokens".into())),
+        (None, None) => {}
+    }
+    match (&input.adjacency, spec.needs_adjacency) {
+        (Some(adjacency), true) if adjacency.dims() != [batch, n, n] => {
+            return Err(ModelError::Shape(format!(
+                "adjacency must be [B, N, N] = [{batch}, {n}, {n}], got {:?}",
+                adjacency.dims()
+            )))
+        }
+        (Some(_), true) | (None, false) => {}
+        (None, true) => {
+            return Err(ModelError::Input(
+                "attend_sparse_neighbors / num_adj_degrees_embed need an adjacency matrix [B, N, N]".into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(ModelError::Input(
+                "adjacency given but the model uses neither attend_sparse_neighbors nor num_adj_degrees_embed".into(),
+            ))
+        }
     }
     if let Some(limit) = spec.num_positions {
         if n > limit {

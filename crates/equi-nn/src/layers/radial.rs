@@ -26,7 +26,7 @@ pub struct RadialMlp<B: Backend> {
     norm_in: LayerNorm<B>,
     hidden: Linear<B>,
     norm_hidden: LayerNorm<B>,
-    output: Linear<B>,
+    pub(crate) output: Linear<B>,
 }
 
 impl RadialMlpConfig {

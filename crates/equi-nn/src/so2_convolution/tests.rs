@@ -1,0 +1,319 @@
+//! Tests of the SO(2) message path: equivariance at the poles, equality with
+//! the SO(3) path after converting the weights, gradients.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Bool, Tensor, TensorData};
+use so3_math::rotation::{rotation_from_euler_zyz, RandomRotations};
+use so3_math::{EquivarianceChecker, EuclideanTransform, Irreps};
+
+use super::*;
+use crate::geometry::{radial_basis, CouplingTables, NeighborOptions};
+use crate::tensor_product::DepthwiseTensorProductConfig;
+
+type F64 = NdArray<f64>;
+type Grad = Autodiff<NdArray<f64>>;
+
+/// Edges along +z and -z, within 1e-9 of both poles, on the equator, and generic.
+const POLES: [[f64; 3]; 6] = [
+    [0.0, 0.0, 0.0],
+    [0.0, 0.0, 1.3],
+    [1e-9, -1e-9, -0.9],
+    [0.7, -0.4, 0.2],
+    [0.7 + 1e-9, -0.4, 1.3],
+    [-0.5, 0.8, -0.3],
+];
+
+/// Layers `(dims_in, dims_out, m_max)`: hidden to hidden, scalars in, truncated orders.
+const LAYERS: [(&[usize], &[usize], Option<usize>); 3] = [
+    (&[3, 2, 2], &[2, 3, 2], None),
+    (&[4], &[3, 2, 2, 1], None),
+    (&[2, 2, 1, 2], &[2, 1, 2, 2], Some(1)),
+];
+
+fn tensor<B: Backend, const D: usize>(values: Vec<f64>, shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<B::FloatElem>(),
+        &Default::default(),
+    )
+}
+
+fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("float data")
+}
+
+fn layer<B: Backend>(
+    dims_in: &[usize],
+    dims_out: &[usize],
+    path: MessagePath,
+    m_max: Option<usize>,
+) -> DepthwiseTensorProduct<B> {
+    DepthwiseTensorProductConfig::new(dims_in.to_vec(), dims_out.to_vec(), 7)
+        .with_radial_hidden(8)
+        .with_message_path(Some(path))
+        .with_m_max(m_max)
+        .init(&Default::default())
+}
+
+/// Edge geometry for both paths, every other node a neighbour.
+fn geometry<B: Backend>(coords: Tensor<B, 3>, l_max: usize) -> EdgeGeometry<B> {
+    let [batch, n, _] = coords.dims();
+    let mask = Tensor::<B, 2, Bool>::full([batch, n], true, &coords.device());
+    let options = NeighborOptions {
+        num_neighbors: None,
+        valid_radius: f64::INFINITY,
+    };
+    let neighbors = NeighborList::nearest(coords, mask.clone(), None, 0, &options);
+    let distance = neighbors
+        .relative
+        .clone()
+        .square()
+        .sum_dim(3)
+        .clamp_min(1e-24)
+        .sqrt();
+    EdgeGeometry {
+        node_mask: mask,
+        radial_features: radial_basis(distance.clone(), 6, 3.0),
+        couplings: CouplingTables::new(l_max).couplings(neighbors.relative.clone()),
+        frames: Some(EdgeFrames::new(&neighbors, l_max)),
+        distance,
+        neighbors,
+    }
+}
+
+/// Checker rows (channel-major per degree) to an internal fiber `[1, N, 2l+1, C]`.
+fn fiber<B: Backend>(dims: &[usize], rows: &[f64], n: usize) -> Vec<Tensor<B, 4>> {
+    let width = Irreps::from_channels(dims).dim();
+    let mut offset = 0;
+    dims.iter()
+        .enumerate()
+        .map(|(l, &c)| {
+            let d = 2 * l + 1;
+            let values = (0..n * d * c)
+                .map(|i| rows[(i / (d * c)) * width + offset + (i % c) * d + (i / c) % d])
+                .collect();
+            offset += c * d;
+            tensor(values, [1, n, d, c])
+        })
+        .collect()
+}
+
+/// Layer outputs `[1, N, S, 2l+1, C]` as checker rows, one per node.
+fn rows<B: Backend>(out: Vec<Tensor<B, 5>>) -> Vec<f64> {
+    let blocks: Vec<(usize, usize, usize, Vec<f64>)> = out
+        .into_iter()
+        .map(|t| {
+            let [_, _, s, d, c] = t.dims();
+            (s, d, c, to_vec(t))
+        })
+        .collect();
+    let n = blocks.first().map_or(0, |b| b.3.len() / (b.0 * b.1 * b.2));
+    let mut rows = Vec::new();
+    for node in 0..n {
+        for (s, d, c, values) in &blocks {
+            let base = node * s * d * c;
+            rows.extend(
+                (0..s * c * d)
+                    .map(|i| values[base + (i / (c * d)) * d * c + (i % d) * c + (i / d) % c]),
+            );
+        }
+    }
+    rows
+}
+
+fn run<B: Backend>(
+    layer: &DepthwiseTensorProduct<B>,
+    points: &[[f64; 3]],
+    features: &[f64],
+) -> Vec<f64> {
+    let n = points.len();
+    let coords = tensor::<B, 3>(points.iter().flatten().copied().collect(), [1, n, 3]);
+    let l_max = layer.dims_in.len().max(layer.dims_out.len()) - 1;
+    rows(layer.forward(
+        &fiber(&layer.dims_in, features, n),
+        &geometry(coords, l_max),
+    ))
+}
+
+fn normals(count: usize, seed: u64) -> Vec<f64> {
+    let mut draw = RandomRotations::new(seed);
+    (0..count).map(|_| draw.next_normal()).collect()
+}
+
+/// Largest relative equivariance error over random rotations and
+/// rotations that keep the polar edges on the z axis or move them off it.
+fn equivariance_error<B: Backend>(
+    layer: &DepthwiseTensorProduct<B>,
+    points: &[[f64; 3]],
+) -> f64 {
+    let (input, output) = (
+        Irreps::from_channels(&layer.dims_in),
+        Irreps::from_channels(&layer.dims_out),
+    );
+    let features = normals(points.len() * input.dim(), 3);
+    let f = |p: &[[f64; 3]], x: &[f64]| run(layer, p, x);
+    let random = EquivarianceChecker::default()
+        .with_trials(4)
+        .check(points, &features, &input, &output, f)
+        .expect("layouts fit");
+    let reference = f(points, &features);
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let polar = [
+        (0.0, std::f64::consts::PI, 0.0),
+        (0.7, 0.0, 0.0),
+        (0.0, std::f64::consts::FRAC_PI_2, 0.3),
+    ];
+    let worst = polar
+        .into_iter()
+        .fold(0.0f64, |worst, (alpha, beta, gamma)| {
+            let transform = EuclideanTransform {
+                rotation: rotation_from_euler_zyz(alpha, beta, gamma),
+                translation: [0.0; 3],
+                inversion: false,
+            };
+            let moved = transform
+                .apply_to_features(&input, &features)
+                .expect("layout fits");
+            let expected = transform
+                .apply_to_features(&output, &reference)
+                .expect("layout fits");
+            let got = f(&transform.apply_to_points(points), &moved);
+            got.iter()
+                .zip(&expected)
+                .fold(worst, |m, (a, b)| m.max((a - b).abs() / scale))
+        });
+    worst.max(random.max_relative_error)
+}
+
+#[test]
+fn edge_frame_paths_preserve_m_and_commute_with_rotations_about_z() {
+    for (l_in, l_out) in (0..=4).flat_map(|a| (0..=4).map(move |b| (a, b))) {
+        for j in path_degrees(l_in, l_out) {
+            let frame = path_frame_matrix(l_in, j, l_out);
+            let (li, lo) = (l_in as i64, l_out as i64);
+            let at = |m_out: i64, m_in: i64| {
+                frame[(lo + m_out) as usize * (2 * l_in + 1) + (li + m_in) as usize]
+            };
+            for (m_out, m_in) in (-lo..=lo).flat_map(|a| (-li..=li).map(move |b| (a, b))) {
+                if m_out.abs() != m_in.abs() {
+                    assert!(
+                        at(m_out, m_in).abs() < 1e-14,
+                        "{l_in} {j} -> {l_out}: ({m_out}, {m_in})"
+                    );
+                }
+            }
+            // The (+m, -m) block is [[a, -b], [b, a]].
+            for m in 1..=li.min(lo) {
+                assert!(
+                    (at(m, m) - at(-m, -m)).abs() < 1e-14,
+                    "{l_in} {j} -> {l_out}: a_{m}"
+                );
+                assert!(
+                    (at(-m, m) + at(m, -m)).abs() < 1e-14,
+                    "{l_in} {j} -> {l_out}: b_{m}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn both_paths_take_as_many_radial_weights_unless_truncated() {
+    let (dims_in, dims_out) = (&[3, 2, 2, 1][..], &[2, 3, 2, 2][..]);
+    let width = |l: &DepthwiseTensorProduct<F64>| l.radial.output.weight.val().dims()[1];
+    let so3 = width(&layer(dims_in, dims_out, MessagePath::So3, None));
+    assert_eq!(
+        so3,
+        width(&layer(dims_in, dims_out, MessagePath::So2, None))
+    );
+    assert!(width(&layer(dims_in, dims_out, MessagePath::So2, Some(1))) < so3);
+}
+
+#[test]
+fn converted_so3_layer_computes_the_same_messages() {
+    let mut points = POLES.to_vec();
+    points.extend((0..3).map(|i| {
+        let v = normals(3, 20 + i);
+        [v[0], v[1], v[2]]
+    }));
+    for (dims_in, dims_out, _) in LAYERS {
+        for pool in [true, false] {
+            let so3: DepthwiseTensorProduct<F64> =
+                DepthwiseTensorProductConfig::new(dims_in.to_vec(), dims_out.to_vec(), 7)
+                    .with_radial_hidden(8)
+                    .with_pool(pool)
+                    .with_message_path(Some(MessagePath::So3))
+                    .init(&Default::default());
+            let so2 = so3.to_so2_path();
+            assert_eq!(so2.message_path(), MessagePath::So2);
+            let features = normals(points.len() * Irreps::from_channels(dims_in).dim(), 5);
+            let (a, b) = (run(&so3, &points, &features), run(&so2, &points, &features));
+            let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let error = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                scale > 1e-3 && error < 1e-12 * scale,
+                "{dims_in:?} -> {dims_out:?}: {error} of {scale}"
+            );
+        }
+    }
+}
+
+#[test]
+fn so2_layer_is_equivariant_in_f64_at_and_near_the_poles() {
+    for (dims_in, dims_out, m_max) in LAYERS {
+        let error = equivariance_error(
+            &layer::<F64>(dims_in, dims_out, MessagePath::So2, m_max),
+            &POLES,
+        );
+        assert!(
+            error < 1e-10,
+            "{dims_in:?} -> {dims_out:?}, m_max {m_max:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn gradients_are_finite_at_the_poles_and_match_the_so3_path() {
+    // A coincident atom adds a masked zero-length edge.
+    let points: Vec<[f64; 3]> = POLES.iter().copied().chain([[0.0, 0.0, 1.3]]).collect();
+    let n = points.len();
+    let (dims_in, dims_out) = ([2, 2, 1], [2, 1, 2]);
+    let so3 = layer::<Grad>(&dims_in, &dims_out, MessagePath::So3, None);
+    let so2 = so3.to_so2_path();
+    let features = normals(n * Irreps::from_channels(&dims_in).dim(), 9);
+    let gradients = |layer: &DepthwiseTensorProduct<Grad>| {
+        let coords = tensor::<Grad, 3>(points.iter().flatten().copied().collect(), [1, n, 3])
+            .require_grad();
+        let inputs: Vec<Tensor<Grad, 4>> = fiber(&dims_in, &features, n)
+            .into_iter()
+            .map(|t| t.require_grad())
+            .collect();
+        let out = layer.forward(&inputs, &geometry(coords.clone(), 2));
+        let loss = out.into_iter().fold(
+            Tensor::<Grad, 1>::zeros([1], &Default::default()),
+            |acc, t| {
+                let weights = t.clone().ones_like().cumsum(4).sin().detach();
+                acc + (t * weights).sum()
+            },
+        );
+        let grads = loss.backward();
+        let mut all = to_vec(coords.grad(&grads).expect("coordinates require grad"));
+        for input in &inputs {
+            all.extend(to_vec(input.grad(&grads).expect("features require grad")));
+        }
+        all
+    };
+    let (reference, got) = (gradients(&so3), gradients(&so2));
+    assert!(got.iter().all(|g| g.is_finite()), "{got:?}");
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let error = reference
+        .iter()
+        .zip(&got)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(error < 1e-9 * scale, "{error} of {scale}");
+}
