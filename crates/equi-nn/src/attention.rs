@@ -235,14 +235,8 @@ impl<B: Backend> EquivariantAttention<B> {
         let mut outputs = Vec::with_capacity(self.heads.len());
         for (l, (attn, value)) in attention.into_iter().zip(values).enumerate() {
             let (h, d) = (self.heads[l], self.dim_head[l]);
-            let [batch, n, k, m, _] = value.dims();
-            let value = if self.single_headed_kv {
-                value.reshape([batch, n, k, m, 1, d])
-            } else {
-                value.reshape([batch, n, k, m, h, d])
-            };
-            let weights = attn.reshape([batch, n, k, 1, h, 1]);
-            let mut out = (weights * value).sum_dim(2).reshape([batch, n, m, h, d]);
+            let [batch, n, _, m, _] = value.dims();
+            let mut out = aggregate_heads(attn, value, h, d, self.single_headed_kv); // [B, N, m, H, D]
             if let Some(gates) = &gates {
                 let gate = gates
                     .clone()
@@ -338,6 +332,41 @@ impl<B: Backend> EquivariantAttention<B> {
         }
         (attention, values)
     }
+}
+
+/// Attention-weighted sum of values over neighbour slots, as one batched
+/// matrix product per (node, head) rather than a broadcast and a reduction.
+///
+/// # Shapes
+/// - `attention`: `[B, N, K, H]`
+/// - `values`: `[B, N, K, m, H*D]` (or `[B, N, K, m, D]` with one shared head)
+/// - output: `[B, N, m, H, D]`
+fn aggregate_heads<B: Backend>(
+    attention: Tensor<B, 4>,
+    values: Tensor<B, 5>,
+    heads: usize,
+    dim_head: usize,
+    shared_head: bool,
+) -> Tensor<B, 5> {
+    let [batch, n, k, m, _] = values.dims();
+    let rows = batch * n;
+    let weights = attention.reshape([rows, k, heads]).swap_dims(1, 2); // [BN, H, K]
+    if shared_head {
+        let values = values.reshape([rows, k, m * dim_head]);
+        return weights
+            .matmul(values) // [BN, H, m*D]
+            .reshape([batch, n, heads, m, dim_head])
+            .swap_dims(2, 3);
+    }
+    let values = values
+        .reshape([rows, k, m, heads, dim_head])
+        .permute([0, 3, 1, 2, 4]) // [BN, H, K, m, D]
+        .reshape([rows * heads, k, m * dim_head]);
+    weights
+        .reshape([rows * heads, 1, k])
+        .matmul(values) // [BN*H, 1, m*D]
+        .reshape([batch, n, heads, m, dim_head])
+        .swap_dims(2, 3)
 }
 
 /// Softmax over neighbour slots that ignores masked slots; all-masked rows give zeros.

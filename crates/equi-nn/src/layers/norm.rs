@@ -51,7 +51,16 @@ impl<B: Backend> EquivariantNorm<B> {
             .into_iter()
             .zip(&self.scales)
             .map(|(x, scale)| {
-                let mean_square = x.clone().square().sum_dim(D - 2).mean_dim(D - 1); // [..., 1, 1]
+                // Sum over components and channels at once (one contiguous
+                // reduction), then divide by the channels: mean_c |x_c|^2.
+                let mut dims = x.dims();
+                let channels = dims[D - 1];
+                dims[D - 2] = 1;
+                dims[D - 1] = 1;
+                let mut flat = x.dims();
+                flat[D - 2] = 1;
+                flat[D - 1] = x.dims()[D - 2] * channels;
+                let mean_square = x.clone().square().reshape(flat).sum_dim(D - 1).reshape(dims) / channels as f64; // [..., 1, 1]
                 let rms = mean_square.clamp_min(self.epsilon * self.epsilon).sqrt();
                 x / rms * broadcast_last::<B, D>(scale.val())
             })
