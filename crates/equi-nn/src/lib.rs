@@ -22,6 +22,9 @@ pub mod so2_convolution;
 pub mod tensor_product;
 mod validation;
 
+#[cfg(test)]
+mod layer_equivariance;
+
 pub use attention::{AttentionKind, EquivariantAttention, EquivariantAttentionConfig};
 pub use equiformer::{Equiformer, EquiformerConfig, EquiformerInput, EquiformerOutput, NodeInput};
 pub use error::ModelError;
