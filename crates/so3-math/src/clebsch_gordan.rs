@@ -9,8 +9,8 @@
 //! and its `2l3+1` rows, each flattened over `(m1, m2)`, are orthonormal.
 //!
 //! The complex (Condon-Shortley) coefficients come from Racah's formula
-//! evaluated in exact integer arithmetic: each squared coefficient is a
-//! rational number that is rounded to `f64` once, at the end. They are then
+//! evaluated in exact integer arithmetic: each squared coefficient is an
+//! exact ratio of integers, rounded to `f64` only at the end. They are then
 //! moved into the real basis of [`crate::spherical_harmonics`]; for odd
 //! `l1 + l2 + l3` the result is purely imaginary and its imaginary part is
 //! kept (a global phase, which changes neither property above).
@@ -30,7 +30,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use num_bigint::BigInt;
-use num_integer::Integer;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 
 use crate::So3Error;
@@ -130,13 +129,25 @@ fn real_from_complex_row(m: i64) -> Vec<(i64, Complex)> {
         0 => vec![(0, Complex { re: 1.0, im: 0.0 })],
         k if k > 0 => vec![
             (-k, Complex { re: h, im: 0.0 }),
-            (k, Complex { re: sign * h, im: 0.0 }),
+            (
+                k,
+                Complex {
+                    re: sign * h,
+                    im: 0.0,
+                },
+            ),
         ],
         negative => {
             let k = -negative;
             vec![
                 (-k, Complex { re: 0.0, im: h }),
-                (k, Complex { re: 0.0, im: -sign * h }),
+                (
+                    k,
+                    Complex {
+                        re: 0.0,
+                        im: -sign * h,
+                    },
+                ),
             ]
         }
     }
@@ -150,7 +161,8 @@ fn real_clebsch_gordan(l1: usize, l2: usize, l3: usize) -> ClebschGordan {
         for m2 in -j2..=j2 {
             let m3 = m1 + m2;
             if m3.abs() <= j3 {
-                let index = (((m3 + j3) as usize) * d1 + (m1 + j1) as usize) * d2 + (m2 + j2) as usize;
+                let index =
+                    (((m3 + j3) as usize) * d1 + (m1 + j1) as usize) * d2 + (m2 + j2) as usize;
                 complex[index] = complex_clebsch_gordan(j1, m1, j2, m2, j3, m3);
             }
         }
@@ -166,9 +178,9 @@ fn real_clebsch_gordan(l1: usize, l2: usize, l3: usize) -> ClebschGordan {
                             if m3 != m1 + m2 {
                                 continue;
                             }
-                            let coefficient = complex[(((m3 + j3) as usize) * d1 + (m1 + j1) as usize)
-                                * d2
-                                + (m2 + j2) as usize];
+                            let coefficient =
+                                complex[(((m3 + j3) as usize) * d1 + (m1 + j1) as usize) * d2
+                                    + (m2 + j2) as usize];
                             let factor = u3.mul(u1.conj()).mul(u2.conj());
                             sum.re += factor.re * coefficient;
                             sum.im += factor.im * coefficient;
@@ -187,8 +199,21 @@ fn real_clebsch_gordan(l1: usize, l2: usize, l3: usize) -> ClebschGordan {
     ClebschGordan { l1, l2, l3, values }
 }
 
+/// `n!`, from a table built once (the largest needed is `(2 l1 + 2 l2 + 1)!`).
 fn factorial(n: i64) -> BigInt {
-    (2..=n).fold(BigInt::one(), |acc, k| acc * k)
+    static TABLE: OnceLock<Vec<BigInt>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = vec![BigInt::one()];
+        for k in 1..=80i64 {
+            let next = table[table.len() - 1].clone() * k;
+            table.push(next);
+        }
+        table
+    });
+    match table.get(n as usize) {
+        Some(value) => value.clone(),
+        None => (2..=n).fold(BigInt::one(), |acc, k| acc * k),
+    }
 }
 
 /// `n! / k!` for `k <= n`, the product `(k+1) (k+2) ... n`.
@@ -255,10 +280,9 @@ fn complex_clebsch_gordan(j1: i64, m1: i64, j2: i64, m2: i64, j3: i64, m3: i64) 
     sign * rational_to_f64(numerator, denominator).sqrt()
 }
 
-/// `p / q` for positive integers, rounded once after reduction.
+/// `p / q` for positive integers: each rounded to 53 bits, then divided
+/// (relative error below 2^-51).
 fn rational_to_f64(p: BigInt, q: BigInt) -> f64 {
-    let g = p.gcd(&q);
-    let (p, q) = (p / &g, q / &g);
     // Scale so both fit in f64 with full precision before dividing.
     let shift = (p.bits().max(q.bits()) as i64 - 900).max(0) as usize;
     let p = (p >> shift).to_f64().unwrap_or(f64::NAN);

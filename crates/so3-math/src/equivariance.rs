@@ -69,7 +69,10 @@ impl EuclideanTransform {
     /// `s R v` for Cartesian `(x, y, z)` vectors (no translation).
     pub fn apply_to_vectors(&self, vectors: &[[f64; 3]]) -> Vec<[f64; 3]> {
         let s = self.spatial_sign();
-        vectors.iter().map(|v| apply(&self.rotation, *v).map(|x| s * x)).collect()
+        vectors
+            .iter()
+            .map(|v| apply(&self.rotation, *v).map(|x| s * x))
+            .collect()
     }
 
     /// Transform rows of features laid out by `irreps` (`features.len()` a
@@ -79,7 +82,11 @@ impl EuclideanTransform {
     /// # Errors
     /// [`So3Error::Shape`] if the length does not fit the layout, and
     /// [`So3Error::MissingParity`] for an inversion of a layout without parities.
-    pub fn apply_to_features(&self, irreps: &Irreps, features: &[f64]) -> Result<Vec<f64>, So3Error> {
+    pub fn apply_to_features(
+        &self,
+        irreps: &Irreps,
+        features: &[f64],
+    ) -> Result<Vec<f64>, So3Error> {
         let width = irreps.dim();
         if width == 0 {
             return if features.is_empty() {
@@ -223,7 +230,10 @@ impl EquivarianceChecker {
             )));
         }
         let reference = f(points, features);
-        let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+        let scale = reference
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()))
+            .max(f64::MIN_POSITIVE);
         let mut report = EquivarianceReport {
             trials: self.trials,
             ..Default::default()
@@ -262,7 +272,13 @@ mod tests {
             points.iter().flat_map(|_| [0.0, 0.0, 1.0]).collect()
         };
         let report = EquivarianceChecker::default()
-            .check(&[[0.0; 3]], &[], &Irreps::default(), &output, fixed_direction)
+            .check(
+                &[[0.0; 3]],
+                &[],
+                &Irreps::default(),
+                &output,
+                fixed_direction,
+            )
             .unwrap();
         assert!(report.max_relative_error > 0.1, "{report:?}");
     }

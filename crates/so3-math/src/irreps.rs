@@ -221,25 +221,32 @@ impl FromStr for Irreps {
             let (mul, irrep) = match term.split_once('x') {
                 Some((mul, irrep)) => {
                     let mul = mul.trim().parse::<usize>().map_err(|_| {
-                        error(position, format!("multiplicity {mul:?} is not a non-negative integer"))
+                        error(
+                            position,
+                            format!("multiplicity {mul:?} is not a non-negative integer"),
+                        )
                     })?;
                     (mul, irrep.trim())
                 }
                 None => (1, term),
             };
-            let (degree, parity) = match irrep.chars().last() {
-                Some('e') => (&irrep[..irrep.len() - 1], Some(Parity::Even)),
-                Some('o') => (&irrep[..irrep.len() - 1], Some(Parity::Odd)),
-                Some(c) if c.is_ascii_digit() => (irrep, None),
-                _ => {
-                    return Err(error(
+            let (degree, parity) =
+                match irrep.chars().last() {
+                    Some('e') => (&irrep[..irrep.len() - 1], Some(Parity::Even)),
+                    Some('o') => (&irrep[..irrep.len() - 1], Some(Parity::Odd)),
+                    Some(c) if c.is_ascii_digit() => (irrep, None),
+                    _ => return Err(error(
                         position,
-                        format!("term {term:?} must end in a degree, optionally followed by 'e' or 'o'"),
-                    ))
-                }
-            };
+                        format!(
+                            "term {term:?} must end in a degree, optionally followed by 'e' or 'o'"
+                        ),
+                    )),
+                };
             let l = degree.parse::<usize>().map_err(|_| {
-                error(position, format!("degree {degree:?} is not a non-negative integer"))
+                error(
+                    position,
+                    format!("degree {degree:?} is not a non-negative integer"),
+                )
             })?;
             entries.push(MulIrrep {
                 mul,

@@ -5,20 +5,24 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use proptest::prelude::*;
 
-use crate::rotation::{apply, compose, rotation_from_quaternion, rotation_to_z_f64, RotationMatrix};
+use crate::rotation::{
+    apply, compose, rotation_from_quaternion, rotation_to_z_f64, RotationMatrix,
+};
 use crate::{
-    clebsch_gordan, rotation_to_z, spherical_harmonics, spherical_harmonics_f64, wigner_d, wigner_d_f64,
-    wigner_d_from_euler, wigner_d_from_euler_f64, WignerD,
+    clebsch_gordan, rotation_to_z, spherical_harmonics, spherical_harmonics_f64, wigner_d,
+    wigner_d_f64, wigner_d_from_euler, wigner_d_from_euler_f64, WignerD,
 };
 
 const L_MAX: usize = 10;
 
 fn quaternion() -> impl Strategy<Value = [f64; 4]> {
-    prop::array::uniform4(-1.0f64..1.0).prop_filter("nonzero", |q| q.iter().map(|v| v * v).sum::<f64>() > 1e-3)
+    prop::array::uniform4(-1.0f64..1.0)
+        .prop_filter("nonzero", |q| q.iter().map(|v| v * v).sum::<f64>() > 1e-3)
 }
 
 fn vector() -> impl Strategy<Value = [f64; 3]> {
-    prop::array::uniform3(-2.0f64..2.0).prop_filter("nonzero", |v| v.iter().map(|x| x * x).sum::<f64>() > 1e-4)
+    prop::array::uniform3(-2.0f64..2.0)
+        .prop_filter("nonzero", |v| v.iter().map(|x| x * x).sum::<f64>() > 1e-4)
 }
 
 fn max_difference(a: &[f64], b: &[f64]) -> f64 {
@@ -53,18 +57,34 @@ fn determinant(d: &WignerD) -> f64 {
     det
 }
 
-fn tensor_of_rotations<B: Backend>(rotations: &[RotationMatrix], device: &B::Device) -> Tensor<B, 3> {
-    let flat: Vec<f64> = rotations.iter().flat_map(|r| r.iter().flatten().copied()).collect();
-    Tensor::from_data(TensorData::new(flat, [rotations.len(), 3, 3]).convert::<B::FloatElem>(), device)
+fn tensor_of_rotations<B: Backend>(
+    rotations: &[RotationMatrix],
+    device: &B::Device,
+) -> Tensor<B, 3> {
+    let flat: Vec<f64> = rotations
+        .iter()
+        .flat_map(|r| r.iter().flatten().copied())
+        .collect();
+    Tensor::from_data(
+        TensorData::new(flat, [rotations.len(), 3, 3]).convert::<B::FloatElem>(),
+        device,
+    )
 }
 
 fn tensor_of_vectors<B: Backend>(vectors: &[[f64; 3]], device: &B::Device) -> Tensor<B, 2> {
     let flat: Vec<f64> = vectors.iter().flatten().copied().collect();
-    Tensor::from_data(TensorData::new(flat, [vectors.len(), 3]).convert::<B::FloatElem>(), device)
+    Tensor::from_data(
+        TensorData::new(flat, [vectors.len(), 3]).convert::<B::FloatElem>(),
+        device,
+    )
 }
 
 fn to_f64<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
-    tensor.into_data().convert::<f64>().to_vec::<f64>().expect("float tensor")
+    tensor
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("float tensor")
 }
 
 proptest! {
@@ -208,7 +228,10 @@ fn every_clebsch_gordan_table_up_to_eight_is_orthonormal() {
                     for b in 0..n3 {
                         let dot: f64 = row(a).iter().zip(row(b)).map(|(x, y)| x * y).sum();
                         let expected = if a == b { 1.0 } else { 0.0 };
-                        assert!((dot - expected).abs() < 1e-12, "({l1},{l2},{l3}) rows {a},{b}: {dot}");
+                        assert!(
+                            (dot - expected).abs() < 1e-12,
+                            "({l1},{l2},{l3}) rows {a},{b}: {dot}"
+                        );
                     }
                 }
             }
@@ -227,15 +250,28 @@ fn vector_couplings_are_dot_and_cross_products() {
         let c = clebsch_gordan(1, 1, l3).unwrap();
         let (pu, pv) = (perm(u), perm(v));
         (0..2 * l3 + 1)
-            .map(|a| (0..3).flat_map(|i| (0..3).map(move |j| (i, j))).map(|(i, j)| c.get(a, i, j) * pu[i] * pv[j]).sum())
+            .map(|a| {
+                (0..3)
+                    .flat_map(|i| (0..3).map(move |j| (i, j)))
+                    .map(|(i, j)| c.get(a, i, j) * pu[i] * pv[j])
+                    .sum()
+            })
             .collect()
     };
     let dot = u[0] * v[0] + u[1] * v[1] + u[2] * v[2];
     assert!((couple(0)[0].abs() - dot.abs() / 3f64.sqrt()).abs() < 1e-14);
-    let cross = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
+    let cross = [
+        u[1] * v[2] - u[2] * v[1],
+        u[2] * v[0] - u[0] * v[2],
+        u[0] * v[1] - u[1] * v[0],
+    ];
     let expected = perm(cross).map(|x| x / 2f64.sqrt());
     let got = couple(1);
-    let sign = if got[0] * expected[0] < 0.0 { -1.0 } else { 1.0 };
+    let sign = if got[0] * expected[0] < 0.0 {
+        -1.0
+    } else {
+        1.0
+    };
     for k in 0..3 {
         assert!((got[k] - sign * expected[k]).abs() < 1e-14);
     }
@@ -244,7 +280,11 @@ fn vector_couplings_are_dot_and_cross_products() {
 #[test]
 fn euler_paths_agree() {
     let device = Default::default();
-    let angles = [(0.3, 1.1, -2.0), (0.0, 0.0, 0.0), (2.5, std::f64::consts::PI, 0.4)];
+    let angles = [
+        (0.3, 1.1, -2.0),
+        (0.0, 0.0, 0.0),
+        (2.5, std::f64::consts::PI, 0.4),
+    ];
     let as_tensor = |k: usize| {
         let values: Vec<f64> = angles.iter().map(|a| [a.0, a.1, a.2][k]).collect();
         Tensor::<NdArray<f64>, 1>::from_data(TensorData::new(values, [angles.len()]), &device)
@@ -278,7 +318,8 @@ type Grad = Autodiff<NdArray<f64>>;
 /// Central finite differences of `sum(weights * f(x))` against autodiff.
 fn check_gradient(f: impl Fn(Tensor<Grad, 2>) -> Tensor<Grad, 1>, x: Vec<f64>, shape: [usize; 2]) {
     let device = Default::default();
-    let input = Tensor::<Grad, 2>::from_data(TensorData::new(x.clone(), shape), &device).require_grad();
+    let input =
+        Tensor::<Grad, 2>::from_data(TensorData::new(x.clone(), shape), &device).require_grad();
     let output = f(input.clone());
     let grads = output.sum().backward();
     let analytic = to_f64(input.grad(&grads).expect("input requires grad"));
@@ -291,13 +332,19 @@ fn check_gradient(f: impl Fn(Tensor<Grad, 2>) -> Tensor<Grad, 1>, x: Vec<f64>, s
             to_f64(f(t).sum())[0]
         };
         let numeric = (eval(h) - eval(-h)) / (2.0 * h);
-        assert!((numeric - analytic[k]).abs() < 1e-6 * (1.0 + numeric.abs()), "component {k}: {numeric} vs {}", analytic[k]);
+        assert!(
+            (numeric - analytic[k]).abs() < 1e-6 * (1.0 + numeric.abs()),
+            "component {k}: {numeric} vs {}",
+            analytic[k]
+        );
     }
 }
 
 #[test]
 fn spherical_harmonics_gradient_matches_finite_differences() {
-    let weights: Vec<f64> = (0..(7 * 7)).map(|k| ((k * 37 % 11) as f64 - 5.0) / 7.0).collect();
+    let weights: Vec<f64> = (0..(7 * 7))
+        .map(|k| ((k * 37 % 11) as f64 - 5.0) / 7.0)
+        .collect();
     let f = move |v: Tensor<Grad, 2>| {
         let device = v.device();
         let y = Tensor::cat(spherical_harmonics(6, v).unwrap(), 1); // [E, 49]
@@ -316,11 +363,16 @@ fn wigner_d_gradient_matches_finite_differences() {
         let d = wigner_d_from_euler(4, alpha, beta, gamma).unwrap();
         let device = d[4].device();
         let w = Tensor::<Grad, 1>::from_data(
-            TensorData::new((0..81).map(|k| (k % 7) as f64 - 3.0).collect::<Vec<f64>>(), [81]),
+            TensorData::new(
+                (0..81).map(|k| (k % 7) as f64 - 3.0).collect::<Vec<f64>>(),
+                [81],
+            ),
             &device,
         );
         let [e, _, _] = d[4].dims();
-        (d[4].clone().reshape([e, 81]) * w.unsqueeze::<2>()).sum_dim(1).squeeze_dim::<1>(1)
+        (d[4].clone().reshape([e, 81]) * w.unsqueeze::<2>())
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
             + d[3].clone().sum_dim(2).sum_dim(1).reshape([e])
     };
     check_gradient(f, vec![0.4, 1.0, -0.3, 2.0, 0.2, 1.1], [2, 3]);
@@ -336,17 +388,29 @@ fn zero_vectors_have_finite_values_and_gradients() {
     let r = rotation_to_z(v.clone()).unwrap();
     let loss = Tensor::cat(y, 1).sum() + r.sum();
     let grads = loss.backward();
-    assert!(to_f64(v.grad(&grads).unwrap()).iter().all(|g| g.is_finite()));
+    assert!(to_f64(v.grad(&grads).unwrap())
+        .iter()
+        .all(|g| g.is_finite()));
 }
 
 #[test]
 fn rotation_to_z_gradients_are_finite_at_the_poles() {
     let device = Default::default();
-    for v in [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1e-9, 0.0, -1.0], [0.0, 1e-12, 1.0]] {
+    for v in [
+        [0.0, 0.0, 1.0],
+        [0.0, 0.0, -1.0],
+        [1e-9, 0.0, -1.0],
+        [0.0, 1e-12, 1.0],
+    ] {
         let t = tensor_of_vectors::<Grad>(&[v], &device).require_grad();
         let r = rotation_to_z(t.clone()).unwrap();
         let d = wigner_d(4, r).unwrap();
         let grads = d[4].clone().sum().backward();
-        assert!(to_f64(t.grad(&grads).unwrap()).iter().all(|g| g.is_finite()), "{v:?}");
+        assert!(
+            to_f64(t.grad(&grads).unwrap())
+                .iter()
+                .all(|g| g.is_finite()),
+            "{v:?}"
+        );
     }
 }

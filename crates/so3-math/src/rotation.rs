@@ -33,7 +33,10 @@ pub fn rotation_y(angle: f64) -> RotationMatrix {
 
 /// `Rz(alpha) Ry(beta) Rz(gamma)`.
 pub fn rotation_from_euler_zyz(alpha: f64, beta: f64, gamma: f64) -> RotationMatrix {
-    compose(&compose(&rotation_z(alpha), &rotation_y(beta)), &rotation_z(gamma))
+    compose(
+        &compose(&rotation_z(alpha), &rotation_y(beta)),
+        &rotation_z(gamma),
+    )
 }
 
 /// The rotation of a quaternion `[w, x, y, z]`, which need not be normalised
@@ -42,9 +45,21 @@ pub fn rotation_from_quaternion(q: [f64; 4]) -> RotationMatrix {
     let norm = q.iter().map(|v| v * v).sum::<f64>().sqrt();
     let [w, x, y, z] = q.map(|v| v / norm);
     [
-        [1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y)],
-        [2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x)],
-        [2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)],
+        [
+            1.0 - 2.0 * (y * y + z * z),
+            2.0 * (x * y - w * z),
+            2.0 * (x * z + w * y),
+        ],
+        [
+            2.0 * (x * y + w * z),
+            1.0 - 2.0 * (x * x + z * z),
+            2.0 * (y * z - w * x),
+        ],
+        [
+            2.0 * (x * z - w * y),
+            2.0 * (y * z + w * x),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
     ]
 }
 
@@ -77,7 +92,8 @@ pub fn apply(r: &RotationMatrix, v: [f64; 3]) -> [f64; 3] {
 
 /// Determinant of a 3x3 matrix.
 pub fn determinant(r: &RotationMatrix) -> f64 {
-    r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+    r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+        - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
         + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
 }
 
@@ -201,7 +217,10 @@ mod tests {
             let r = rotation_to_z_f64(v);
             let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
             let z = apply(&r, v.map(|x| x / norm));
-            assert!(z[0].abs() < 1e-14 && z[1].abs() < 1e-14 && (z[2] - 1.0).abs() < 1e-14, "{v:?}");
+            assert!(
+                z[0].abs() < 1e-14 && z[1].abs() < 1e-14 && (z[2] - 1.0).abs() < 1e-14,
+                "{v:?}"
+            );
             assert!((determinant(&r) - 1.0).abs() < 1e-14);
         }
     }

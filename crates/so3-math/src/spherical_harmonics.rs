@@ -133,7 +133,9 @@ where
             let Some(seed) = seed else { continue };
             table[m][m] = Some(seed.clone() * double_factorial);
             for l in m + 1..=l_max {
-                let previous = table[l - 1][m].clone().map(|t| z.clone() * t * (2 * l - 1) as f64);
+                let previous = table[l - 1][m]
+                    .clone()
+                    .map(|t| z.clone() * t * (2 * l - 1) as f64);
                 let before = if l >= m + 2 {
                     table[l - 2][m]
                         .clone()
@@ -198,7 +200,12 @@ mod tests {
 
     #[test]
     fn matches_closed_forms_up_to_degree_three() {
-        for vector in [[0.3, -0.5, 0.8], [1.0, 2.0, -2.0], [0.0, 0.0, -1.0], [-0.2, 0.9, 0.1]] {
+        for vector in [
+            [0.3, -0.5, 0.8],
+            [1.0, 2.0, -2.0],
+            [0.0, 0.0, -1.0],
+            [-0.2, 0.9, 0.1],
+        ] {
             let norm = vector.iter().map(|v: &f64| v * v).sum::<f64>().sqrt();
             let unit = vector.map(|v| v / norm);
             let y = spherical_harmonics_f64(3, vector);

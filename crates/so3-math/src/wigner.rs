@@ -125,9 +125,11 @@ pub fn wigner_d_f64(l_max: usize, rotation: &RotationMatrix) -> Vec<WignerD> {
         let previous = &out[l - 1];
         let (a, n) = (2 * l - 1, 2 * l + 1);
         // kron[(i, p), (j, q)] = D_{l-1}[i, j] D_1[p, q]
-        let kron = |row: usize, col: usize| previous.get(row / 3, col / 3) * degree_one.get(row % 3, col % 3);
+        let kron = |row: usize, col: usize| {
+            previous.get(row / 3, col / 3) * degree_one.get(row % 3, col % 3)
+        };
         let c = coupling.values(); // [n, a * 3]
-        // half = C kron: [n, 3a]
+                                   // half = C kron: [n, 3a]
         let mut half = vec![0.0; n * 3 * a];
         for i in 0..n {
             for col in 0..3 * a {
@@ -140,7 +142,9 @@ pub fn wigner_d_f64(l_max: usize, rotation: &RotationMatrix) -> Vec<WignerD> {
         let mut data = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..n {
-                data[i * n + j] = (0..3 * a).map(|k| half[i * 3 * a + k] * c[j * 3 * a + k]).sum();
+                data[i * n + j] = (0..3 * a)
+                    .map(|k| half[i * 3 * a + k] * c[j * 3 * a + k])
+                    .sum();
             }
         }
         out.push(WignerD { l, data });
@@ -175,7 +179,10 @@ pub fn wigner_d_from_euler_f64(l_max: usize, alpha: f64, beta: f64, gamma: f64) 
 /// assert_eq!(d[2].dims(), [1, 5, 5]);
 /// # Ok::<(), so3_math::So3Error>(())
 /// ```
-pub fn wigner_d<B: Backend>(l_max: usize, rotations: Tensor<B, 3>) -> Result<Vec<Tensor<B, 3>>, So3Error> {
+pub fn wigner_d<B: Backend>(
+    l_max: usize,
+    rotations: Tensor<B, 3>,
+) -> Result<Vec<Tensor<B, 3>>, So3Error> {
     let [count, rows, cols] = rotations.dims();
     if rows != 3 || cols != 3 {
         return Err(So3Error::Shape(format!(
@@ -198,7 +205,11 @@ pub fn wigner_d<B: Backend>(l_max: usize, rotations: Tensor<B, 3>) -> Result<Vec
         let (a, n) = (2 * l - 1, 2 * l + 1);
         let coupling = clebsch_gordan_matrix::<B>(l - 1, 1, l, &device)?; // [n, 3a]
         let previous = out[l - 1].clone().reshape([count, a, 1, a, 1]);
-        let kron = (previous * degree_one.clone().reshape([count, 1, 3, 1, 3])).reshape([count, 3 * a, 3 * a]);
+        let kron = (previous * degree_one.clone().reshape([count, 1, 3, 1, 3])).reshape([
+            count,
+            3 * a,
+            3 * a,
+        ]);
         // M = kron C^T: [E, 3a, n]
         let m = kron
             .reshape([count * 3 * a, 3 * a])
@@ -284,7 +295,7 @@ pub fn rotation_to_z<B: Backend>(vectors: Tensor<B, 2>) -> Result<Tensor<B, 3>, 
     let unit = vectors / squared.clamp_min(1e-24).sqrt(); // [E, 3]
     let z = unit.clone().narrow(1, 2, 1); // [E, 1]
     let upper = z.clone().greater_equal_elem(0.0); // [E, 1]
-    // Flip the lower half space to the upper one; undo with a half turn about x.
+                                                   // Flip the lower half space to the upper one; undo with a half turn about x.
     let sign = z.ones_like().mask_fill(upper.clone().bool_not(), -1.0); // [E, 1]
     let flipped = unit * sign.clone(); // [E, 3], z >= 0
     let x = flipped.clone().narrow(1, 0, 1).squeeze_dim::<1>(1);
@@ -293,18 +304,26 @@ pub fn rotation_to_z<B: Backend>(vectors: Tensor<B, 2>) -> Result<Tensor<B, 3>, 
     let s = (z.clone().clamp_min(0.0) + 1.0).recip();
     let xy = x.clone() * y.clone() * s.clone();
     let shortest = stack_matrix([
-        [-(x.clone() * x.clone() * s.clone()) + 1.0, -xy.clone(), -x.clone()],
+        [
+            -(x.clone() * x.clone() * s.clone()) + 1.0,
+            -xy.clone(),
+            -x.clone(),
+        ],
         [-xy, -(y.clone() * y.clone() * s) + 1.0, -y.clone()],
         [x, y, z],
     ]); // [E, 3, 3]
-    // Rows 2 and 3 change sign for the flipped vectors.
-    let row_sign = Tensor::cat(vec![sign.ones_like(), sign.clone(), sign], 1).reshape([count, 3, 1]);
+        // Rows 2 and 3 change sign for the flipped vectors.
+    let row_sign =
+        Tensor::cat(vec![sign.ones_like(), sign.clone(), sign], 1).reshape([count, 3, 1]);
     Ok(shortest * row_sign)
 }
 
 /// Stack nine `[E]` tensors into `[E, 3, 3]`.
 fn stack_matrix<B: Backend>(rows: [[Tensor<B, 1>; 3]; 3]) -> Tensor<B, 3> {
-    let rows: Vec<Tensor<B, 2>> = rows.into_iter().map(|row| Tensor::stack(row.to_vec(), 1)).collect();
+    let rows: Vec<Tensor<B, 2>> = rows
+        .into_iter()
+        .map(|row| Tensor::stack(row.to_vec(), 1))
+        .collect();
     Tensor::stack(rows, 1)
 }
 
