@@ -25,14 +25,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init::<Backend>(&device)?;
 
     let n = 128;
-    let tokens = Tensor::<Backend, 2, Int>::random([1, n], Distribution::Uniform(0.0, 24.0), &device);
+    let tokens =
+        Tensor::<Backend, 2, Int>::random([1, n], Distribution::Uniform(0.0, 24.0), &device);
     let coords = Tensor::<Backend, 3>::random([1, n, 3], Distribution::Normal(0.0, 1.0), &device);
     let mask = Tensor::<Backend, 2, Bool>::full([1, n], true, &device);
 
     let start = std::time::Instant::now();
-    let out = model.forward(EquiformerInput::tokens(tokens.clone(), coords.clone()).with_mask(mask.clone()))?;
+    let out = model
+        .forward(EquiformerInput::tokens(tokens.clone(), coords.clone()).with_mask(mask.clone()))?;
     let elapsed = start.elapsed();
-    let (type0, type1) = out.reduced().ok_or("reduce_dim_out gives one channel per degree")?;
+    let (type0, type1) = out
+        .reduced()
+        .ok_or("reduce_dim_out gives one channel per degree")?;
     let type1 = type1.ok_or("num_degrees = 3 has a degree-1 output")?;
     println!("type0: {:?} (one scalar per node)", type0.dims());
     println!("type1: {:?} (one Cartesian vector per node)", type1.dims());
@@ -60,7 +64,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .zip(type1_moved.chunks(3))
         .map(|(v, w)| {
             let rotated = apply(&rotation, [v[0] as f64, v[1] as f64, v[2] as f64]);
-            (0..3).map(|k| (rotated[k] - w[k] as f64).abs()).fold(0.0, f64::max)
+            (0..3)
+                .map(|k| (rotated[k] - w[k] as f64).abs())
+                .fold(0.0, f64::max)
         })
         .fold(0.0, f64::max);
     let scale = vectors.iter().fold(0.0f32, |m, v| m.max(v.abs()));

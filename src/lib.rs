@@ -12,3 +12,8 @@
 pub use equi_nn as nn;
 pub use equi_train as train;
 pub use so3_math as so3;
+
+/// The README's usage example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -22,7 +22,13 @@ fn small(num_degrees: usize) -> EquiformerConfig {
 /// Equivariance error of a token model on a random graph, with optional
 /// padding (the last `padding` nodes masked, with garbage coordinates that
 /// are not transformed) and optional degree-1 input vectors.
-fn check<B: Backend>(model: &Equiformer<B>, n: usize, padding: usize, vector_channels: usize, seed: u64) -> EquivarianceReport {
+fn check<B: Backend>(
+    model: &Equiformer<B>,
+    n: usize,
+    padding: usize,
+    vector_channels: usize,
+    seed: u64,
+) -> EquivarianceReport {
     let mut draw = Draw::new(seed);
     let points = draw.points(n, 1.5);
     let tokens: Vec<i64> = (0..n + padding).map(|_| draw.below(5) as i64).collect();
@@ -42,7 +48,10 @@ fn check<B: Backend>(model: &Equiformer<B>, n: usize, padding: usize, vector_cha
     let run = |pts: &[[f64; 3]], features: &[f64]| {
         let mut all_points = pts.to_vec();
         all_points.extend_from_slice(&garbage);
-        let mut cartesian: Vec<f64> = features.chunks(3).flat_map(|v| [v[2], v[0], v[1]]).collect();
+        let mut cartesian: Vec<f64> = features
+            .chunks(3)
+            .flat_map(|v| [v[2], v[0], v[1]])
+            .collect();
         cartesian.extend_from_slice(&vectors[n * vector_channels * 3..]);
         let out = run_tokens(
             model,
@@ -71,16 +80,30 @@ fn check<B: Backend>(model: &Equiformer<B>, n: usize, padding: usize, vector_cha
 }
 
 fn assert_f64(config: EquiformerConfig, vector_channels: usize, padding: usize) {
-    let model = perturbed(config.init::<F64>(&Default::default()).expect("valid config"), 5, 0.3);
+    let model = perturbed(
+        config
+            .init::<F64>(&Default::default())
+            .expect("valid config"),
+        5,
+        0.3,
+    );
     let report = check(&model, 7, padding, vector_channels, 11);
     assert!(report.max_relative_error < 1e-10, "{config:?}\n{report:?}");
 }
 
 #[test]
 fn every_attention_kind_is_equivariant_in_f64() {
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
         for attend_self in [true, false] {
-            assert_f64(small(3).with_attention(kind).with_attend_self(attend_self), 0, 0);
+            assert_f64(
+                small(3).with_attention(kind).with_attend_self(attend_self),
+                0,
+                0,
+            );
         }
     }
 }
@@ -97,32 +120,69 @@ fn reduced_and_full_outputs_are_equivariant_for_two_to_four_degrees() {
 #[test]
 fn degree_one_inputs_are_equivariant() {
     for kind in [AttentionKind::Mlp, AttentionKind::L2Distance] {
-        let config = small(3).with_input_degrees(2).with_dim_in(Some(vec![8, 2])).with_attention(kind);
+        let config = small(3)
+            .with_input_degrees(2)
+            .with_dim_in(Some(vec![8, 2]))
+            .with_attention(kind);
         assert_f64(config, 2, 0);
     }
 }
 
 #[test]
 fn padded_batches_are_equivariant_and_padding_is_ignored() {
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
-        assert_f64(small(3).with_attention(kind).with_reduce_dim_out(true), 0, 3);
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
+        assert_f64(
+            small(3).with_attention(kind).with_reduce_dim_out(true),
+            0,
+            3,
+        );
     }
 }
 
 #[test]
 fn nearest_neighbour_options_are_equivariant() {
     assert_f64(small(3).with_num_neighbors(Some(3)), 0, 2);
-    assert_f64(small(2).with_valid_radius(2.0).with_attend_self(false), 0, 0);
+    assert_f64(
+        small(2).with_valid_radius(2.0).with_attend_self(false),
+        0,
+        0,
+    );
 }
 
 #[test]
 fn other_reference_options_are_equivariant() {
-    assert_f64(small(3).with_single_headed_kv(true).with_attention(AttentionKind::DotProduct), 0, 0);
+    assert_f64(
+        small(3)
+            .with_single_headed_kv(true)
+            .with_attention(AttentionKind::DotProduct),
+        0,
+        0,
+    );
     assert_f64(small(3).with_single_headed_kv(true), 0, 0);
     assert_f64(small(3).with_ff_include_htype_norms(true), 0, 0);
-    assert_f64(small(3).with_linear_out(false).with_reduce_dim_out(true), 0, 0);
-    assert_f64(small(3).with_gate_attn_head_outputs(false).with_num_positions(Some(16)), 0, 0);
-    assert_f64(small(3).with_heads(vec![1, 2, 3]).with_dim_head(vec![2, 3, 4]), 0, 0);
+    assert_f64(
+        small(3).with_linear_out(false).with_reduce_dim_out(true),
+        0,
+        0,
+    );
+    assert_f64(
+        small(3)
+            .with_gate_attn_head_outputs(false)
+            .with_num_positions(Some(16)),
+        0,
+        0,
+    );
+    assert_f64(
+        small(3)
+            .with_heads(vec![1, 2, 3])
+            .with_dim_head(vec![2, 3, 4]),
+        0,
+        0,
+    );
 }
 
 #[test]
@@ -134,7 +194,13 @@ fn the_readme_configuration_is_equivariant_in_f32() {
         .with_heads(vec![2])
         .with_depth(4)
         .with_reduce_dim_out(true);
-    let model = perturbed(config.init::<F32>(&Default::default()).expect("valid config"), 5, 0.3);
+    let model = perturbed(
+        config
+            .init::<F32>(&Default::default())
+            .expect("valid config"),
+        5,
+        0.3,
+    );
     let report = check(&model, 12, 2, 0, 3);
     assert!(report.max_relative_error < 1e-4, "{report:?}");
 }
@@ -156,4 +222,38 @@ proptest! {
         let report = check(&model, n, padding, 0, seed);
         prop_assert!(report.max_relative_error < 1e-10, "{report:?}");
     }
+}
+
+#[test]
+fn both_message_paths_are_equivariant_for_every_attention_kind() {
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
+        for path in [equi_nn::MessagePath::So3, equi_nn::MessagePath::So2] {
+            assert_f64(
+                small(3).with_attention(kind).with_message_path(Some(path)),
+                0,
+                2,
+            );
+        }
+    }
+}
+
+#[test]
+fn truncated_so2_messages_and_degree_one_inputs_are_equivariant() {
+    assert_f64(small(4).with_m_max(Some(1)), 0, 2);
+    assert_f64(
+        small(4)
+            .with_m_max(Some(0))
+            .with_attention(AttentionKind::L2Distance),
+        0,
+        0,
+    );
+    let vectors = small(3)
+        .with_message_path(Some(equi_nn::MessagePath::So2))
+        .with_input_degrees(2)
+        .with_dim_in(Some(vec![8, 2]));
+    assert_f64(vectors, 2, 0);
 }

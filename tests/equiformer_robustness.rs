@@ -8,7 +8,8 @@ use burn::tensor::{Tensor, TensorData};
 use equi_nn::{AttentionKind, EquiformerConfig, EquiformerInput, ModelError};
 
 use crate::support::{
-    bool_tensor, coords, float_tensor, int_tensor, perturbed, rows_for_checker, run_tokens, to_vec, Draw, F64,
+    bool_tensor, coords, float_tensor, int_tensor, perturbed, rows_for_checker, run_tokens, to_vec,
+    Draw, F64,
 };
 
 fn config() -> EquiformerConfig {
@@ -29,8 +30,19 @@ fn max_difference(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn permuting_nodes_permutes_outputs() {
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
-        let model = perturbed(config().with_attention(kind).init::<F64>(&Default::default()).unwrap(), 1, 0.3);
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
+        let model = perturbed(
+            config()
+                .with_attention(kind)
+                .init::<F64>(&Default::default())
+                .unwrap(),
+            1,
+            0.3,
+        );
         let mut draw = Draw::new(2);
         let points = draw.points(6, 1.5);
         let tokens: Vec<i64> = (0..6).map(|_| draw.below(5) as i64).collect();
@@ -38,17 +50,37 @@ fn permuting_nodes_permutes_outputs() {
         let permuted_points: Vec<[f64; 3]> = order.iter().map(|&i| points[i]).collect();
         let permuted_tokens: Vec<i64> = order.iter().map(|&i| tokens[i]).collect();
         let original = rows_for_checker(&run_tokens(&model, &tokens, &points, None, None));
-        let permuted = rows_for_checker(&run_tokens(&model, &permuted_tokens, &permuted_points, None, None));
+        let permuted = rows_for_checker(&run_tokens(
+            &model,
+            &permuted_tokens,
+            &permuted_points,
+            None,
+            None,
+        ));
         let width = original.len() / 6;
-        let expected: Vec<f64> = order.iter().flat_map(|&i| original[i * width..(i + 1) * width].to_vec()).collect();
+        let expected: Vec<f64> = order
+            .iter()
+            .flat_map(|&i| original[i * width..(i + 1) * width].to_vec())
+            .collect();
         assert!(max_difference(&permuted, &expected) < 1e-12, "{kind:?}");
     }
 }
 
 #[test]
 fn padding_never_reaches_real_nodes() {
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
-        let model = perturbed(config().with_attention(kind).init::<F64>(&Default::default()).unwrap(), 3, 0.3);
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
+        let model = perturbed(
+            config()
+                .with_attention(kind)
+                .init::<F64>(&Default::default())
+                .unwrap(),
+            3,
+            0.3,
+        );
         let mut draw = Draw::new(4);
         let points = draw.points(5, 1.5);
         let tokens: Vec<i64> = (0..5).map(|_| draw.below(5) as i64).collect();
@@ -62,8 +94,14 @@ fn padding_never_reaches_real_nodes() {
         let out = run_tokens(&model, &padded_tokens, &padded_points, Some(&mask), None);
         let padded = rows_for_checker(&out);
         let width = alone.len() / 5;
-        assert!(max_difference(&padded[..5 * width], &alone) < 1e-12, "{kind:?}");
-        assert!(padded[5 * width..].iter().all(|v| *v == 0.0), "padded outputs are zero");
+        assert!(
+            max_difference(&padded[..5 * width], &alone) < 1e-12,
+            "{kind:?}"
+        );
+        assert!(
+            padded[5 * width..].iter().all(|v| *v == 0.0),
+            "padded outputs are zero"
+        );
     }
 }
 
@@ -76,7 +114,10 @@ fn outputs_move_with_the_atoms() {
     moved[1][0] += 0.3;
     let a = rows_for_checker(&run_tokens(&model, &[0, 1, 2, 3, 4], &points, None, None));
     let b = rows_for_checker(&run_tokens(&model, &[0, 1, 2, 3, 4], &moved, None, None));
-    assert!(max_difference(&a, &b) > 1e-3, "the model must depend on the geometry");
+    assert!(
+        max_difference(&a, &b) > 1e-3,
+        "the model must depend on the geometry"
+    );
     assert!(a.iter().any(|v| v.abs() > 1e-3), "non-trivial output");
 }
 
@@ -117,47 +158,97 @@ fn zero_gradient_parameters(config: EquiformerConfig, vectors: bool) -> (Vec<Str
     let mut draw = Draw::new(8);
     let n = 6;
     let points = draw.points(n, 1.5);
-    let mut input = EquiformerInput::tokens(int_tensor((0..n as i64).map(|i| i % 5).collect(), [1, n]), coords(&points));
+    let mut input = EquiformerInput::tokens(
+        int_tensor((0..n as i64).map(|i| i % 5).collect(), [1, n]),
+        coords(&points),
+    );
     if vectors {
         input = input.with_vectors(float_tensor(draw.values(n * 2 * 3), [1, n, 2, 3]));
     }
     let out = model.forward(input).unwrap();
-    let loss = out.fiber.iter().map(|t| t.clone().square().sum()).reduce(|a, b| a + b).unwrap();
+    let loss = out
+        .fiber
+        .iter()
+        .map(|t| t.clone().square().sum())
+        .reduce(|a, b| a + b)
+        .unwrap();
     let grads = loss.backward();
-    let mut visitor = ZeroGradients::<Grad> { grads: &grads, path: Vec::new(), zero: Vec::new(), count: 0 };
+    let mut visitor = ZeroGradients::<Grad> {
+        grads: &grads,
+        path: Vec::new(),
+        zero: Vec::new(),
+        count: 0,
+    };
     model.visit(&mut visitor);
     (visitor.zero, visitor.count)
 }
 
 #[test]
 fn gradients_reach_every_parameter() {
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
         let (zero, count) = zero_gradient_parameters(config().with_attention(kind), false);
-        assert!(zero.is_empty(), "{kind:?}: {} of {count} parameters get no gradient: {zero:?}", zero.len());
+        assert!(
+            zero.is_empty(),
+            "{kind:?}: {} of {count} parameters get no gradient: {zero:?}",
+            zero.len()
+        );
     }
     let (zero, _) = zero_gradient_parameters(
-        config().with_input_degrees(2).with_dim_in(Some(vec![8, 2])).with_num_positions(Some(8)).with_linear_out(false),
+        config()
+            .with_input_degrees(2)
+            .with_dim_in(Some(vec![8, 2]))
+            .with_num_positions(Some(8))
+            .with_linear_out(false),
         true,
     );
     assert!(zero.is_empty(), "{zero:?}");
 }
 
 fn finite_outputs_and_gradients(points: &[[f64; 3]], mask: Option<Vec<bool>>) {
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
-        let model = perturbed(config().with_attention(kind).init::<Grad>(&Default::default()).unwrap(), 1, 0.3);
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
+        let model = perturbed(
+            config()
+                .with_attention(kind)
+                .init::<Grad>(&Default::default())
+                .unwrap(),
+            1,
+            0.3,
+        );
         let n = points.len();
         let positions = coords::<Grad>(points).require_grad();
-        let mut input = EquiformerInput::tokens(int_tensor((0..n as i64).map(|i| i % 5).collect(), [1, n]), positions.clone());
+        let mut input = EquiformerInput::tokens(
+            int_tensor((0..n as i64).map(|i| i % 5).collect(), [1, n]),
+            positions.clone(),
+        );
         if let Some(mask) = &mask {
             input = input.with_mask(bool_tensor(mask.clone(), [1, n]));
         }
         let out = model.forward(input).unwrap();
         let values: Vec<f64> = out.fiber.iter().flat_map(|t| to_vec(t.clone())).collect();
-        assert!(values.iter().all(|v| v.is_finite()), "{kind:?}: non-finite output for {points:?}");
-        let loss = out.fiber.iter().map(|t| t.clone().sum()).reduce(|a, b| a + b).unwrap();
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "{kind:?}: non-finite output for {points:?}"
+        );
+        let loss = out
+            .fiber
+            .iter()
+            .map(|t| t.clone().sum())
+            .reduce(|a, b| a + b)
+            .unwrap();
         let grads = loss.backward();
         let g = to_vec(positions.grad(&grads).expect("coords require grad"));
-        assert!(g.iter().all(|v| v.is_finite()), "{kind:?}: non-finite gradient for {points:?}");
+        assert!(
+            g.iter().all(|v| v.is_finite()),
+            "{kind:?}: non-finite gradient for {points:?}"
+        );
     }
 }
 
@@ -165,7 +256,10 @@ fn finite_outputs_and_gradients(points: &[[f64; 3]], mask: Option<Vec<bool>>) {
 fn degenerate_geometry_stays_finite() {
     finite_outputs_and_gradients(&[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], None);
     finite_outputs_and_gradients(&[[0.5, -0.2, 0.1]], None);
-    finite_outputs_and_gradients(&[[0.0; 3], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, 3.0, 3.0]], None);
+    finite_outputs_and_gradients(
+        &[[0.0; 3], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, 3.0, 3.0]],
+        None,
+    );
     finite_outputs_and_gradients(&[[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 0.0]], None);
     finite_outputs_and_gradients(
         &[[0.0; 3], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0; 3]],
@@ -182,12 +276,21 @@ fn bad_input_gives_typed_errors() {
     let forward = |input| model.forward(input).map(|_| ()).unwrap_err();
 
     let nan = [[0.0, 0.0, 0.0], [f64::NAN, 0.0, 0.0], [0.0, 1.0, 0.0]];
-    assert!(matches!(forward(EquiformerInput::tokens(tokens(), coords(&nan))), ModelError::NonFinite(_)));
+    assert!(matches!(
+        forward(EquiformerInput::tokens(tokens(), coords(&nan))),
+        ModelError::NonFinite(_)
+    ));
     let inf = [[0.0, 0.0, f64::INFINITY], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
-    assert!(matches!(forward(EquiformerInput::tokens(tokens(), coords(&inf))), ModelError::NonFinite(_)));
+    assert!(matches!(
+        forward(EquiformerInput::tokens(tokens(), coords(&inf))),
+        ModelError::NonFinite(_)
+    ));
 
     let wide = float_tensor::<F64, 3>(vec![0.0; 12], [1, 3, 4]);
-    assert!(matches!(forward(EquiformerInput::tokens(tokens(), wide)), ModelError::Shape(_)));
+    assert!(matches!(
+        forward(EquiformerInput::tokens(tokens(), wide)),
+        ModelError::Shape(_)
+    ));
 
     let out_of_range = int_tensor::<F64, 2>(vec![0, 5, 1], [1, 3]);
     assert!(matches!(
@@ -195,10 +298,16 @@ fn bad_input_gives_typed_errors() {
         ModelError::TokenOutOfRange(_)
     ));
     let negative = int_tensor::<F64, 2>(vec![0, -1, 1], [1, 3]);
-    assert!(matches!(forward(EquiformerInput::tokens(negative, coords(&points))), ModelError::TokenOutOfRange(_)));
+    assert!(matches!(
+        forward(EquiformerInput::tokens(negative, coords(&points))),
+        ModelError::TokenOutOfRange(_)
+    ));
 
     let short_tokens = int_tensor::<F64, 2>(vec![0, 1], [1, 2]);
-    assert!(matches!(forward(EquiformerInput::tokens(short_tokens, coords(&points))), ModelError::Shape(_)));
+    assert!(matches!(
+        forward(EquiformerInput::tokens(short_tokens, coords(&points))),
+        ModelError::Shape(_)
+    ));
 
     let mask = bool_tensor::<F64, 2>(vec![true, true], [1, 2]);
     assert!(matches!(
@@ -216,7 +325,10 @@ fn bad_input_gives_typed_errors() {
         ModelError::EmptyGraph(_)
     ));
     let features = float_tensor::<F64, 3>(vec![0.0; 24], [1, 3, 8]);
-    assert!(matches!(forward(EquiformerInput::features(features, coords(&points))), ModelError::Input(_)));
+    assert!(matches!(
+        forward(EquiformerInput::features(features, coords(&points))),
+        ModelError::Input(_)
+    ));
     let vectors = float_tensor::<F64, 4>(vec![0.0; 9], [1, 3, 1, 3]);
     assert!(matches!(
         forward(EquiformerInput::tokens(tokens(), coords(&points)).with_vectors(vectors)),
@@ -231,11 +343,30 @@ fn bad_input_gives_typed_errors() {
 fn bad_configurations_are_rejected() {
     let device = Default::default();
     let init = |c: EquiformerConfig| c.init::<F64>(&device).map(|_| ()).unwrap_err();
-    assert!(matches!(init(config().with_heads(vec![1, 2])), ModelError::Config(_)));
-    assert!(matches!(init(config().with_num_degrees(0)), ModelError::Config(_)));
-    assert!(matches!(init(config().with_input_degrees(3)), ModelError::Config(_)));
-    assert!(matches!(init({ let mut c = config(); c.dim = vec![8, 0, 4]; c }), ModelError::Config(_)));
-    assert!(matches!(init(config().with_num_neighbors(Some(0))), ModelError::Config(_)));
+    assert!(matches!(
+        init(config().with_heads(vec![1, 2])),
+        ModelError::Config(_)
+    ));
+    assert!(matches!(
+        init(config().with_num_degrees(0)),
+        ModelError::Config(_)
+    ));
+    assert!(matches!(
+        init(config().with_input_degrees(3)),
+        ModelError::Config(_)
+    ));
+    assert!(matches!(
+        init({
+            let mut c = config();
+            c.dim = vec![8, 0, 4];
+            c
+        }),
+        ModelError::Config(_)
+    ));
+    assert!(matches!(
+        init(config().with_num_neighbors(Some(0))),
+        ModelError::Config(_)
+    ));
 }
 
 #[test]
@@ -267,7 +398,10 @@ fn batches_match_single_graphs() {
         int_tensor(vec![0, 1, 2, 3, 4, 3, 2, 0], [2, 4]),
         Tensor::<F64, 3>::from_data(TensorData::new(both, [2, 4, 3]), &device),
     )
-    .with_mask(bool_tensor(vec![true, true, true, true, true, true, true, false], [2, 4]));
+    .with_mask(bool_tensor(
+        vec![true, true, true, true, true, true, true, false],
+        [2, 4],
+    ));
     let out = model.forward(input).unwrap();
     let (type0, type1) = out.reduced().unwrap();
     let type0 = to_vec(type0);

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cli;
 mod equiformer_equivariance;
 mod equiformer_options;
 mod equiformer_robustness;

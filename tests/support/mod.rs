@@ -23,7 +23,9 @@ impl Draw {
     }
 
     pub fn points(&mut self, n: usize, spread: f64) -> Vec<[f64; 3]> {
-        (0..n).map(|_| [0; 3].map(|_| spread * self.normal())).collect()
+        (0..n)
+            .map(|_| [0; 3].map(|_| spread * self.normal()))
+            .collect()
     }
 
     pub fn values(&mut self, n: usize) -> Vec<f64> {
@@ -35,24 +37,45 @@ impl Draw {
     }
 }
 
-pub fn float_tensor<B: Backend, const D: usize>(values: Vec<f64>, shape: [usize; D]) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(values, shape).convert::<B::FloatElem>(), &Default::default())
+pub fn float_tensor<B: Backend, const D: usize>(
+    values: Vec<f64>,
+    shape: [usize; D],
+) -> Tensor<B, D> {
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<B::FloatElem>(),
+        &Default::default(),
+    )
 }
 
-pub fn int_tensor<B: Backend, const D: usize>(values: Vec<i64>, shape: [usize; D]) -> Tensor<B, D, Int> {
-    Tensor::from_data(TensorData::new(values, shape).convert::<B::IntElem>(), &Default::default())
+pub fn int_tensor<B: Backend, const D: usize>(
+    values: Vec<i64>,
+    shape: [usize; D],
+) -> Tensor<B, D, Int> {
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<B::IntElem>(),
+        &Default::default(),
+    )
 }
 
-pub fn bool_tensor<B: Backend, const D: usize>(values: Vec<bool>, shape: [usize; D]) -> Tensor<B, D, Bool> {
+pub fn bool_tensor<B: Backend, const D: usize>(
+    values: Vec<bool>,
+    shape: [usize; D],
+) -> Tensor<B, D, Bool> {
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
 }
 
 pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec::<f64>().expect("float data")
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("float data")
 }
 
 pub fn coords<B: Backend>(points: &[[f64; 3]]) -> Tensor<B, 3> {
-    float_tensor(points.iter().flatten().copied().collect(), [1, points.len(), 3])
+    float_tensor(
+        points.iter().flatten().copied().collect(),
+        [1, points.len(), 3],
+    )
 }
 
 /// Flatten a model output per node into rows laid out as the irreps
@@ -64,7 +87,11 @@ pub fn rows_for_checker<B: Backend>(out: &EquiformerOutput<B>) -> Vec<f64> {
         .enumerate()
         .map(|(l, t)| {
             let [_, _, c, _] = t.dims();
-            let t = if l == 1 { equi_nn::fiber::cartesian_to_degree_one(t.clone()) } else { t.clone() };
+            let t = if l == 1 {
+                equi_nn::fiber::cartesian_to_degree_one(t.clone())
+            } else {
+                t.clone()
+            };
             (l, c, to_vec(t))
         })
         .collect();
@@ -118,7 +145,12 @@ impl<B: Backend> burn::module::ModuleMapper<B> for Perturb {
         let (id, tensor, mapper) = param.consume();
         let dims = tensor.dims();
         let count = tensor.shape().num_elements();
-        let noise = self.draw.values(count).into_iter().map(|v| v * self.scale).collect();
+        let noise = self
+            .draw
+            .values(count)
+            .into_iter()
+            .map(|v| v * self.scale)
+            .collect();
         let noise: Tensor<B, D> = Tensor::from_data(
             TensorData::new(noise, dims).convert::<B::FloatElem>(),
             &tensor.device(),
@@ -129,5 +161,8 @@ impl<B: Backend> burn::module::ModuleMapper<B> for Perturb {
 
 /// `module` with noise of standard deviation `scale` added to every float parameter.
 pub fn perturbed<B: Backend, M: burn::module::Module<B>>(module: M, seed: u64, scale: f64) -> M {
-    module.map(&mut Perturb { draw: Draw::new(seed), scale })
+    module.map(&mut Perturb {
+        draw: Draw::new(seed),
+        scale,
+    })
 }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
-use equi_nn::geometry::{radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions};
+use equi_nn::geometry::{
+    radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions,
+};
 use equi_nn::tensor_product::DepthwiseTensorProductConfig;
 use equi_nn::{EdgeFrames, MessagePath};
 use so3_math::rotation::RandomRotations;
@@ -29,8 +31,9 @@ const NODES: usize = 64;
 const NEIGHBORS: usize = 16;
 const MAX_DEGREE: usize = 8;
 const RADIAL_BASIS: usize = 16;
-/// Smallest degree in the exponent fits (degree 1 is dominated by fixed costs).
-const FIT_FROM: usize = 2;
+/// Degrees of the exponent fits: the whole range (degree 1 is dominated by
+/// fixed costs), and its upper half, closer to the asymptotic regime.
+const FITS: [(usize, usize); 2] = [(2, MAX_DEGREE), (5, MAX_DEGREE)];
 /// Time spent on the repeats of one measurement, beyond the warm-up.
 const BUDGET: Duration = Duration::from_secs(3);
 
@@ -52,20 +55,24 @@ fn median_ms(mut run: impl FnMut()) -> f64 {
     times[repeats / 2]
 }
 
-/// Slope of the least-squares line through `(ln L, ln t)` for `L >= FIT_FROM`.
-fn growth_exponent(times: &[f64]) -> f64 {
+/// Slope of the least-squares line through `(ln L, ln t)` for `from <= L <= to`
+/// (`times[i]` is the time at `L = i + 1`).
+fn growth_exponent(times: &[f64], (from, to): (usize, usize)) -> f64 {
     let points: Vec<(f64, f64)> = times
         .iter()
         .enumerate()
         .map(|(i, t)| (i + 1, t))
-        .filter(|(l, _)| *l >= FIT_FROM)
+        .filter(|(l, _)| (from..=to).contains(l))
         .map(|(l, t)| ((l as f64).ln(), t.ln()))
         .collect();
     let count = points.len() as f64;
     let (mean_x, mean_y) = points
         .iter()
         .fold((0.0, 0.0), |(x, y), p| (x + p.0 / count, y + p.1 / count));
-    let covariance: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let covariance: f64 = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
     let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
     covariance / variance
 }
@@ -86,7 +93,10 @@ fn crossover(so3: &[f64], so2: &[f64]) -> Option<usize> {
 fn random_tensor<const D: usize>(draw: &mut RandomRotations, shape: [usize; D]) -> Tensor<Cpu, D> {
     let count = shape.iter().product();
     let values: Vec<f64> = (0..count).map(|_| draw.next_normal()).collect();
-    Tensor::from_data(TensorData::new(values, shape).convert::<f32>(), &Default::default())
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<f32>(),
+        &Default::default(),
+    )
 }
 
 fn main() {
@@ -99,7 +109,13 @@ fn main() {
         valid_radius: f64::INFINITY,
     };
     let neighbors = NeighborList::nearest(coords, mask.clone(), None, 0, &options);
-    let distance = neighbors.relative.clone().square().sum_dim(3).clamp_min(1e-24).sqrt();
+    let distance = neighbors
+        .relative
+        .clone()
+        .square()
+        .sum_dim(3)
+        .clamp_min(1e-24)
+        .sqrt();
     let radial_features = radial_basis(distance.clone(), RADIAL_BASIS, 10.0);
     println!(
         "message block: {CHANNELS} channels per degree, {NODES} nodes, {NEIGHBORS} neighbours, f32 ndarray, \
@@ -130,9 +146,10 @@ fn main() {
             frames: Some(EdgeFrames::new(&neighbors, l_max)),
         };
         let block_ms = |path: MessagePath, geometry: &EdgeGeometry<Cpu>| {
-            let layer = DepthwiseTensorProductConfig::new(dims.clone(), dims.clone(), RADIAL_BASIS + 1)
-                .with_message_path(Some(path))
-                .init::<Cpu>(&device);
+            let layer =
+                DepthwiseTensorProductConfig::new(dims.clone(), dims.clone(), RADIAL_BASIS + 1)
+                    .with_message_path(Some(path))
+                    .init::<Cpu>(&device);
             median_ms(|| {
                 layer.forward(&fiber, geometry);
                 Cpu::sync(&device).expect("the ndarray backend syncs");
@@ -149,12 +166,31 @@ fn main() {
     }
     let column = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<f64>>();
     println!();
-    println!("growth exponents (least squares of ln t on ln L, L = {FIT_FROM}..={MAX_DEGREE}):");
-    for (name, i) in [("SO(3) block", 0), ("SO(2) block", 1), ("SO(3) couplings", 2), ("SO(2) frames", 3)] {
-        println!("  {name}: {:.2}", growth_exponent(&column(i)));
+    println!("growth exponents (least squares of ln t on ln L):");
+    for (name, i) in [
+        ("SO(3) block", 0),
+        ("SO(2) block", 1),
+        ("SO(3) couplings", 2),
+        ("SO(2) frames", 3),
+    ] {
+        let fits: Vec<String> = FITS
+            .iter()
+            .map(|&(from, to)| {
+                format!(
+                    "L = {from}..={to}: {:.2}",
+                    growth_exponent(&column(i), (from, to))
+                )
+            })
+            .collect();
+        println!("  {name}: {}", fits.join(", "));
     }
     let with_geometry = |i: usize, g: usize| rows.iter().map(|r| r[i] + r[g]).collect::<Vec<f64>>();
-    let describe = |found: Option<usize>| found.map_or_else(|| format!("none up to L = {MAX_DEGREE}"), |l| format!("L = {l}"));
+    let describe = |found: Option<usize>| {
+        found.map_or_else(
+            || format!("none up to L = {MAX_DEGREE}"),
+            |l| format!("L = {l}"),
+        )
+    };
     println!(
         "crossover, SO(2) faster from: block alone {}; block plus its geometry {}",
         describe(crossover(&column(0), &column(1))),

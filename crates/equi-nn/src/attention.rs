@@ -14,10 +14,10 @@ use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::EdgeGeometry;
-use crate::linear_attention::{LinearAttention, LinearAttentionConfig};
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
 };
+use crate::linear_attention::{LinearAttention, LinearAttentionConfig};
 use crate::so2_convolution::MessagePath;
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
 

@@ -38,8 +38,16 @@ pub struct EdgeEmbedding<B: Backend> {
 impl EdgeEmbeddingConfig {
     /// Width of the features this adds to every edge.
     pub fn width(&self) -> usize {
-        let tokens = if self.num_edge_tokens.is_some() { self.edge_dim } else { 0 };
-        let degrees = if self.num_adj_degrees_embed.is_some() { self.adj_dim } else { 0 };
+        let tokens = if self.num_edge_tokens.is_some() {
+            self.edge_dim
+        } else {
+            0
+        };
+        let degrees = if self.num_adj_degrees_embed.is_some() {
+            self.adj_dim
+        } else {
+            0
+        };
         tokens + degrees
     }
 
@@ -95,13 +103,21 @@ impl<B: Backend> EdgeEmbedding<B> {
     ) -> Option<Tensor<B, 4>> {
         let mut features = Vec::new();
         if let (Some(embedding), Some(tokens)) = (&self.tokens, edge_tokens) {
-            features.push(embedding.forward(gather_pairs(tokens, neighbors)).unsqueeze_dim::<4>(2));
+            features.push(
+                embedding
+                    .forward(gather_pairs(tokens, neighbors))
+                    .unsqueeze_dim::<4>(2),
+            );
         }
         if let (Some(embedding), Some(degrees), Some(adjacency)) =
             (&self.bond_distance, self.num_adj_degrees, adjacency)
         {
             let distances = bond_distances(adjacency, degrees);
-            features.push(embedding.forward(gather_pairs(distances, neighbors)).unsqueeze_dim::<4>(2));
+            features.push(
+                embedding
+                    .forward(gather_pairs(distances, neighbors))
+                    .unsqueeze_dim::<4>(2),
+            );
         }
         if features.is_empty() {
             return None;
@@ -119,17 +135,26 @@ impl<B: Backend> EdgeEmbedding<B> {
 ///
 /// # Shapes
 /// - `adjacency`: `[B, N, N]`, output `[B, N, N]`
-pub fn bond_distances<B: Backend>(adjacency: Tensor<B, 3, Bool>, max_degree: usize) -> Tensor<B, 3, Int> {
+pub fn bond_distances<B: Backend>(
+    adjacency: Tensor<B, 3, Bool>,
+    max_degree: usize,
+) -> Tensor<B, 3, Int> {
     let [_, n, _] = adjacency.dims();
     let device = adjacency.device();
-    let not_self = Tensor::<B, 2, Int>::eye(n, &device).equal_elem(0).unsqueeze::<3>();
+    let not_self = Tensor::<B, 2, Int>::eye(n, &device)
+        .equal_elem(0)
+        .unsqueeze::<3>();
     let step = adjacency.float(); // [B, N, N]
     let mut reached = step.clone().greater_elem(0.0).bool_and(not_self.clone());
     let mut distances = reached.clone().int(); // 1 for direct bonds
     let mut frontier = step.clone();
     for degree in 2..=max_degree {
         frontier = frontier.matmul(step.clone()).clamp_max(1.0); // paths of `degree` bonds
-        let new = frontier.clone().greater_elem(0.0).bool_and(reached.clone().bool_not()).bool_and(not_self.clone());
+        let new = frontier
+            .clone()
+            .greater_elem(0.0)
+            .bool_and(reached.clone().bool_not())
+            .bool_and(not_self.clone());
         distances = distances.mask_fill(new.clone(), degree as i64);
         reached = reached.bool_or(new);
     }
@@ -140,7 +165,10 @@ pub fn bond_distances<B: Backend>(adjacency: Tensor<B, 3, Bool>, max_degree: usi
 ///
 /// # Shapes
 /// - `pairs`: `[B, N, N]`, `neighbors`: `[B, N, K]`, output `[B, N * K]`
-fn gather_pairs<B: Backend>(pairs: Tensor<B, 3, Int>, neighbors: &Tensor<B, 3, Int>) -> Tensor<B, 2, Int> {
+fn gather_pairs<B: Backend>(
+    pairs: Tensor<B, 3, Int>,
+    neighbors: &Tensor<B, 3, Int>,
+) -> Tensor<B, 2, Int> {
     let [batch, n, k] = neighbors.dims();
     pairs.gather(2, neighbors.clone()).reshape([batch, n * k])
 }
@@ -160,8 +188,15 @@ mod tests {
             adjacency[i * 5 + i + 1] = true;
             adjacency[(i + 1) * 5 + i] = true;
         }
-        let adjacency = Tensor::<NdArray<f64>, 3, Bool>::from_data(TensorData::new(adjacency, [1, 5, 5]), &device);
-        let distances: Vec<i64> = bond_distances(adjacency, 3).into_data().convert::<i64>().to_vec().unwrap();
+        let adjacency = Tensor::<NdArray<f64>, 3, Bool>::from_data(
+            TensorData::new(adjacency, [1, 5, 5]),
+            &device,
+        );
+        let distances: Vec<i64> = bond_distances(adjacency, 3)
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
         assert_eq!(&distances[..5], &[0, 1, 2, 3, 0]);
         assert_eq!(&distances[10..15], &[2, 1, 0, 1, 2]);
     }

@@ -234,12 +234,14 @@ impl EquiformerConfig {
         }
         if self.message_path == Some(MessagePath::So3) && self.m_max.is_some() {
             return Err(ModelError::Config(
-                "m_max truncates the SO(2) message path; it does not apply to message_path So3".into(),
+                "m_max truncates the SO(2) message path; it does not apply to message_path So3"
+                    .into(),
             ));
         }
         if self.num_edge_tokens.is_some() && !self.edge_dim.is_some_and(|d| d > 0) {
             return Err(ModelError::Config(
-                "num_edge_tokens needs a positive edge_dim (the width of the bond embedding)".into(),
+                "num_edge_tokens needs a positive edge_dim (the width of the bond embedding)"
+                    .into(),
             ));
         }
         if self.num_edge_tokens == Some(0) || self.num_adj_degrees_embed == Some(0) {
@@ -254,7 +256,8 @@ impl EquiformerConfig {
         }
         if self.num_neighbors == Some(0) && !self.attend_sparse_neighbors {
             return Err(ModelError::Config(
-                "num_neighbors = 0 means bonded neighbours only and needs attend_sparse_neighbors".into(),
+                "num_neighbors = 0 means bonded neighbours only and needs attend_sparse_neighbors"
+                    .into(),
             ));
         }
         if !(self.valid_radius > 0.0)
@@ -281,7 +284,8 @@ impl EquiformerConfig {
         let dims = self.dims()?;
         let edge_embedding = self.edge_embedding_config();
         let edge_features = self.num_radial_basis + 1 + edge_embedding.width();
-        let message_path = MessagePath::resolve(self.message_path, self.m_max, self.num_degrees - 1);
+        let message_path =
+            MessagePath::resolve(self.message_path, self.m_max, self.num_degrees - 1);
         let embedding = |size: usize| {
             EmbeddingConfig::new(size, dims.input[0])
                 .with_initializer(Initializer::Normal {
@@ -584,11 +588,25 @@ impl<B: Backend> Equiformer<B> {
             .filter(|_| self.attend_sparse_neighbors)
             .map(|adjacency| self.edge_embedding.reachable(adjacency));
         let sparse_slots = bonded.as_ref().map_or(0, |bonded| {
-            let most: i64 = bonded.clone().int().sum_dim(2).max().into_scalar().to_string().parse().unwrap_or(0);
+            let most: i64 = bonded
+                .clone()
+                .int()
+                .sum_dim(2)
+                .max()
+                .into_scalar()
+                .to_string()
+                .parse()
+                .unwrap_or(0);
             let most = most.max(0) as usize;
             self.max_sparse_neighbors.map_or(most, |cap| most.min(cap))
         });
-        let neighbors = NeighborList::nearest(coords, mask.clone(), bonded, sparse_slots, &self.neighbor_options);
+        let neighbors = NeighborList::nearest(
+            coords,
+            mask.clone(),
+            bonded,
+            sparse_slots,
+            &self.neighbor_options,
+        );
         let distance = neighbors
             .relative
             .clone()
@@ -601,7 +619,10 @@ impl<B: Backend> Equiformer<B> {
             self.num_radial_basis,
             self.radial_basis_cutoff,
         );
-        let radial_features = match self.edge_embedding.forward(edges, adjacency, &neighbors.index) {
+        let radial_features = match self
+            .edge_embedding
+            .forward(edges, adjacency, &neighbors.index)
+        {
             Some(edge_features) => Tensor::cat(vec![radial_features, edge_features], 3),
             None => radial_features,
         };

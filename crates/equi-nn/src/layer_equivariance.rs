@@ -25,8 +25,13 @@ impl<B: Backend> ModuleMapper<B> for Perturb {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
         let dims = tensor.dims();
-        let noise: Vec<f64> = (0..tensor.shape().num_elements()).map(|_| 0.3 * self.0.next_normal()).collect();
-        let noise = Tensor::from_data(TensorData::new(noise, dims).convert::<B::FloatElem>(), &tensor.device());
+        let noise: Vec<f64> = (0..tensor.shape().num_elements())
+            .map(|_| 0.3 * self.0.next_normal())
+            .collect();
+        let noise = Tensor::from_data(
+            TensorData::new(noise, dims).convert::<B::FloatElem>(),
+            &tensor.device(),
+        );
         Param::from_mapped_value(id, (tensor + noise).detach().require_grad(), mapper)
     }
 }
@@ -47,12 +52,16 @@ fn to_fiber<B: Backend>(dims: &[usize], rows: &[f64], n: usize) -> Vec<Tensor<B,
             for node in 0..n {
                 for channel in 0..c {
                     for k in 0..m {
-                        values[(node * m + k) * c + channel] = rows[node * width + offset + channel * m + k];
+                        values[(node * m + k) * c + channel] =
+                            rows[node * width + offset + channel * m + k];
                     }
                 }
             }
             offset += c * m;
-            Tensor::from_data(TensorData::new(values, [1, n, m, c]).convert::<B::FloatElem>(), &Default::default())
+            Tensor::from_data(
+                TensorData::new(values, [1, n, m, c]).convert::<B::FloatElem>(),
+                &Default::default(),
+            )
         })
         .collect()
 }
@@ -64,7 +73,15 @@ fn to_rows<B: Backend>(fiber: &[Tensor<B, 4>]) -> Vec<f64> {
         .iter()
         .map(|t| {
             let [_, _, m, c] = t.dims();
-            (m, c, t.clone().into_data().convert::<f64>().to_vec::<f64>().expect("floats"))
+            (
+                m,
+                c,
+                t.clone()
+                    .into_data()
+                    .convert::<f64>()
+                    .to_vec::<f64>()
+                    .expect("floats"),
+            )
         })
         .collect();
     let mut rows = Vec::new();
@@ -83,11 +100,23 @@ fn to_rows<B: Backend>(fiber: &[Tensor<B, 4>]) -> Vec<f64> {
 fn geometry<B: Backend>(points: &[[f64; 3]], l_max: usize, path: MessagePath) -> EdgeGeometry<B> {
     let n = points.len();
     let flat: Vec<f64> = points.iter().flatten().copied().collect();
-    let coords = Tensor::<B, 3>::from_data(TensorData::new(flat, [1, n, 3]).convert::<B::FloatElem>(), &Default::default());
+    let coords = Tensor::<B, 3>::from_data(
+        TensorData::new(flat, [1, n, 3]).convert::<B::FloatElem>(),
+        &Default::default(),
+    );
     let mask = Tensor::<B, 2, Bool>::full([1, n], true, &Default::default());
-    let options = NeighborOptions { num_neighbors: Some(4), valid_radius: f64::INFINITY };
+    let options = NeighborOptions {
+        num_neighbors: Some(4),
+        valid_radius: f64::INFINITY,
+    };
     let neighbors = NeighborList::nearest(coords, mask.clone(), None, 0, &options);
-    let distance = neighbors.relative.clone().square().sum_dim(3).clamp_min(1e-24).sqrt();
+    let distance = neighbors
+        .relative
+        .clone()
+        .square()
+        .sum_dim(3)
+        .clamp_min(1e-24)
+        .sqrt();
     EdgeGeometry {
         node_mask: mask,
         radial_features: radial_basis(distance.clone(), 6, 4.0),
@@ -99,16 +128,24 @@ fn geometry<B: Backend>(points: &[[f64; 3]], l_max: usize, path: MessagePath) ->
 }
 
 /// Relative equivariance error of a fiber-to-fiber function of the points.
-fn error_of<B: Backend>(dims_in: &[usize], dims_out: &[usize], f: impl Fn(&[[f64; 3]], Vec<Tensor<B, 4>>) -> Vec<Tensor<B, 4>>) -> f64 {
+fn error_of<B: Backend>(
+    dims_in: &[usize],
+    dims_out: &[usize],
+    f: impl Fn(&[[f64; 3]], Vec<Tensor<B, 4>>) -> Vec<Tensor<B, 4>>,
+) -> f64 {
     let n = 6;
     let mut draw = RandomRotations::new(11);
-    let points: Vec<[f64; 3]> = (0..n).map(|_| [0; 3].map(|_| 1.5 * draw.next_normal())).collect();
+    let points: Vec<[f64; 3]> = (0..n)
+        .map(|_| [0; 3].map(|_| 1.5 * draw.next_normal()))
+        .collect();
     let input = Irreps::from_channels(dims_in);
     let features: Vec<f64> = (0..n * input.dim()).map(|_| draw.next_normal()).collect();
     let output = Irreps::from_channels(dims_out);
     EquivarianceChecker::default()
         .with_trials(3)
-        .check(&points, &features, &input, &output, |p, x| to_rows(&f(p, to_fiber(dims_in, x, p.len()))))
+        .check(&points, &features, &input, &output, |p, x| {
+            to_rows(&f(p, to_fiber(dims_in, x, p.len())))
+        })
         .expect("layouts fit")
         .max_relative_error
 }
@@ -130,11 +167,14 @@ fn linear_norm_gate_and_feed_forward_are_equivariant() {
                     let device = Default::default();
                     match name {
                         "linear" => {
-                            let layer = EquivariantLinearConfig::new(dims.to_vec(), vec![4, 2, 3]).init::<$b>(&device);
+                            let layer = EquivariantLinearConfig::new(dims.to_vec(), vec![4, 2, 3])
+                                .init::<$b>(&device);
                             return error_of::<$b>(&dims, &[4, 2, 3], |_, x| layer.forward(x));
                         }
                         "norm" => {
-                            let layer = perturbed(EquivariantNormConfig::new(dims.to_vec()).init::<$b>(&device));
+                            let layer = perturbed(
+                                EquivariantNormConfig::new(dims.to_vec()).init::<$b>(&device),
+                            );
                             return error_of::<$b>(&dims, &dims, |_, x| layer.forward(x));
                         }
                         "gate" => {
@@ -143,7 +183,9 @@ fn linear_norm_gate_and_feed_forward_are_equivariant() {
                         }
                         _ => {
                             let layer = perturbed(
-                                FeedForwardConfig::new(dims.to_vec()).with_include_htype_norms(true).init::<$b>(&device),
+                                FeedForwardConfig::new(dims.to_vec())
+                                    .with_include_htype_norms(true)
+                                    .init::<$b>(&device),
                             );
                             return error_of::<$b>(&dims, &dims, |_, x| layer.forward(x));
                         }
@@ -156,7 +198,10 @@ fn linear_norm_gate_and_feed_forward_are_equivariant() {
                 on!(F32)
             }
         };
-        ["linear", "norm", "gate", "feed_forward"].iter().map(|name| run(name)).fold(0.0, f64::max)
+        ["linear", "norm", "gate", "feed_forward"]
+            .iter()
+            .map(|name| run(name))
+            .fold(0.0, f64::max)
     });
 }
 
@@ -195,21 +240,32 @@ fn tensor_product_messages_are_equivariant() {
 #[test]
 fn attention_blocks_are_equivariant() {
     let dims = [6, 3, 2];
-    for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
         for attend_self in [true, false] {
             both_precisions(|double| {
                 macro_rules! on {
                     ($b:ty) => {{
                         let layer = perturbed(
-                            EquivariantAttentionConfig::new(dims.to_vec(), vec![2, 1, 2], vec![2, 3, 2], 7)
-                                .with_kind(kind)
-                                .with_attend_self(attend_self)
-                                .with_radial_hidden(8)
-                                .with_num_linear_attn_heads(1)
-                                .with_linear_attn_dim_head(3)
-                                .init::<$b>(&Default::default()),
+                            EquivariantAttentionConfig::new(
+                                dims.to_vec(),
+                                vec![2, 1, 2],
+                                vec![2, 3, 2],
+                                7,
+                            )
+                            .with_kind(kind)
+                            .with_attend_self(attend_self)
+                            .with_radial_hidden(8)
+                            .with_num_linear_attn_heads(1)
+                            .with_linear_attn_dim_head(3)
+                            .init::<$b>(&Default::default()),
                         );
-                        error_of::<$b>(&dims, &dims, |p, x| layer.forward(x, &geometry::<$b>(p, 2, MessagePath::So3)))
+                        error_of::<$b>(&dims, &dims, |p, x| {
+                            layer.forward(x, &geometry::<$b>(p, 2, MessagePath::So3))
+                        })
                     }};
                 }
                 if double {

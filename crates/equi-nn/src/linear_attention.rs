@@ -43,7 +43,9 @@ impl LinearAttentionConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> LinearAttention<B> {
         let inner = self.heads * self.dim_head;
         LinearAttention {
-            to_qkv: LinearConfig::new(self.dim, 3 * inner).with_bias(false).init(device),
+            to_qkv: LinearConfig::new(self.dim, 3 * inner)
+                .with_bias(false)
+                .init(device),
             value_gates: self
                 .gate_value_heads
                 .then(|| LinearConfig::new(self.dim, self.heads).init(device)),
@@ -56,8 +58,20 @@ impl LinearAttentionConfig {
 /// `[1, x, vec(x x^T) / sqrt 2]` along the last axis: `[..., d] -> [..., 1 + d + d^2]`.
 fn taylor_features<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [b, h, n, d] = x.dims();
-    let outer = (x.clone().unsqueeze_dim::<5>(4) * x.clone().unsqueeze_dim::<5>(3)).reshape([b, h, n, d * d]);
-    Tensor::cat(vec![x.ones_like().narrow(3, 0, 1), x, outer * std::f64::consts::FRAC_1_SQRT_2], 3)
+    let outer = (x.clone().unsqueeze_dim::<5>(4) * x.clone().unsqueeze_dim::<5>(3)).reshape([
+        b,
+        h,
+        n,
+        d * d,
+    ]);
+    Tensor::cat(
+        vec![
+            x.ones_like().narrow(3, 0, 1),
+            x,
+            outer * std::f64::consts::FRAC_1_SQRT_2,
+        ],
+        3,
+    )
 }
 
 impl<B: Backend> LinearAttention<B> {
@@ -81,7 +95,9 @@ impl<B: Backend> LinearAttention<B> {
         let k = taylor_features(split(qkv[1].clone()) * scale); // [B, H, N, F]
         let mut v = split(qkv[2].clone()); // [B, H, N, D]
         if let Some(gates) = &self.value_gates {
-            let gate = sigmoid(gates.forward(x)).swap_dims(1, 2).unsqueeze_dim::<4>(3); // [B, H, N, 1]
+            let gate = sigmoid(gates.forward(x))
+                .swap_dims(1, 2)
+                .unsqueeze_dim::<4>(3); // [B, H, N, 1]
             v = v * gate;
         }
         let real = mask.float().reshape([batch, 1, n, 1]); // [B, 1, N, 1]
@@ -90,7 +106,9 @@ impl<B: Backend> LinearAttention<B> {
         let normaliser = k.sum_dim(2); // [B, H, 1, F]
         let numerator = q.clone().matmul(summary); // [B, H, N, D]
         let denominator = (q * normaliser).sum_dim(3).clamp_min(1e-12); // [B, H, N, 1]
-        (numerator / denominator).swap_dims(1, 2).reshape([batch, n, h * d])
+        (numerator / denominator)
+            .swap_dims(1, 2)
+            .reshape([batch, n, h * d])
     }
 }
 
@@ -107,9 +125,14 @@ mod tests {
     fn matches_the_quadratic_form_and_ignores_padding() {
         let device = Default::default();
         <B as burn::tensor::backend::Backend>::seed(&device, 7);
-        let layer = LinearAttentionConfig::new(6, 2).with_dim_head(3).init::<B>(&device);
+        let layer = LinearAttentionConfig::new(6, 2)
+            .with_dim_head(3)
+            .init::<B>(&device);
         let x = Tensor::<B, 3>::random([1, 5, 6], Distribution::Normal(0.0, 1.0), &device);
-        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![true, true, true, true, false], [1, 5]), &device);
+        let mask = Tensor::<B, 2, Bool>::from_data(
+            TensorData::new(vec![true, true, true, true, false], [1, 5]),
+            &device,
+        );
         let out = layer.forward(x.clone(), mask.clone());
         let qkv = layer.to_qkv.forward(x.clone()).chunk(3, 2);
         let scale = 3f64.powf(-0.25);
@@ -126,9 +149,14 @@ mod tests {
             assert!(error < 1e-12 * scale.max(1.0), "head {head}: {error}");
         }
         // Changing the padded node's features changes nothing for the real nodes.
-        let other = x.clone().slice_assign([0..1, 4..5, 0..6], Tensor::ones([1, 1, 6], &device) * 9.0);
+        let other = x
+            .clone()
+            .slice_assign([0..1, 4..5, 0..6], Tensor::ones([1, 1, 6], &device) * 9.0);
         let moved = layer.forward(other, mask);
-        let error: f64 = (moved.narrow(1, 0, 4) - out.narrow(1, 0, 4)).abs().max().into_scalar();
+        let error: f64 = (moved.narrow(1, 0, 4) - out.narrow(1, 0, 4))
+            .abs()
+            .max()
+            .into_scalar();
         assert!(error < 1e-12);
     }
 }

@@ -84,8 +84,9 @@
 //!         .into_iter()
 //!         .map(|t| t.into_data().convert::<f64>().to_vec().expect("float data"))
 //!         .collect();
+//!     let out = &out;
 //!     (0..n)
-//!         .flat_map(|i| (0..3).flat_map(|l| out[l][i * (2 * l + 1)..(i + 1) * (2 * l + 1)].to_vec()))
+//!         .flat_map(|i| (0..3).flat_map(move |l| out[l][i * (2 * l + 1)..(i + 1) * (2 * l + 1)].to_vec()))
 //!         .collect()
 //! };
 //! let points = [[0.0, 0.0, 0.0], [0.0, 0.0, 1.3], [1e-9, 0.0, -0.9], [0.7, -0.4, 0.2]];
@@ -171,7 +172,14 @@ impl<B: Backend> EdgeFrames<B> {
             .enumerate()
             .map(|(l, d)| {
                 let rows: Vec<i64> = (0..2 * l + 1)
-                    .map(|r| l as i64 + if r % 2 == 1 { (r as i64 + 1) / 2 } else { -(r as i64) / 2 })
+                    .map(|r| {
+                        l as i64
+                            + if r % 2 == 1 {
+                                (r as i64 + 1) / 2
+                            } else {
+                                -(r as i64) / 2
+                            }
+                    })
                     .collect();
                 let rows = Tensor::<B, 1, Int>::from_data(
                     TensorData::new(rows, [2 * l + 1]).convert::<B::IntElem>(),
@@ -240,11 +248,20 @@ impl So2Convolution {
 
     /// Radial coefficients per edge.
     pub(crate) fn radial_outputs(&self) -> usize {
-        (0..=self.orders).map(|m| self.coefficients_of_order(m)).sum()
+        (0..=self.orders)
+            .map(|m| self.coefficients_of_order(m))
+            .sum()
     }
 
     /// Position of `a_m` (or `b_m`) of `(l_in, l_out)`, channel `c`, among the radial outputs.
-    fn coefficient_index(&self, m: usize, sine: bool, l_in: usize, l_out: usize, c: usize) -> usize {
+    fn coefficient_index(
+        &self,
+        m: usize,
+        sine: bool,
+        l_in: usize,
+        l_out: usize,
+        c: usize,
+    ) -> usize {
         let base: usize = (0..m).map(|o| self.coefficients_of_order(o)).sum();
         let (start, width) = self.channels_of_order(m);
         let channel = self.dims_in[..l_in].iter().sum::<usize>() - start + c;
@@ -297,12 +314,15 @@ impl So2Convolution {
                 if rows == 2 * orders + 1 {
                     return rotated;
                 }
-                let zeros = Tensor::<B, 3>::zeros([edges, 2 * orders + 1 - rows, c], (&device, rotated.dtype()));
+                let zeros = Tensor::<B, 3>::zeros(
+                    [edges, 2 * orders + 1 - rows, c],
+                    (&device, rotated.dtype()),
+                );
                 Tensor::cat(vec![rotated, zeros], 1)
             })
             .collect();
         let frame_inputs = Tensor::cat(frame_inputs, 2); // [E, 2M+1, C_total]
-        // Per order m and output degree l_out >= m: the rows (+m, -m) of the mixed message.
+                                                         // Per order m and output degree l_out >= m: the rows (+m, -m) of the mixed message.
         let weights: Vec<Tensor<B, 2>> = mix.weights.iter().map(|w| w.val()).collect();
         let mut frame_messages: Vec<Vec<Tensor<B, 3>>> = vec![Vec::new(); self.degrees_out];
         let mut offset = 0;
@@ -314,7 +334,12 @@ impl So2Convolution {
                 offset += count * channels;
                 part.reshape([edges, count, channels])
             };
-            let row = |r: usize| frame_inputs.clone().narrow(1, r, 1).narrow(2, start, channels);
+            let row = |r: usize| {
+                frame_inputs
+                    .clone()
+                    .narrow(1, r, 1)
+                    .narrow(2, start, channels)
+            };
             let products = if m == 0 {
                 (take(degrees) * row(0)).reshape([edges, degrees, 1, channels])
             } else {
@@ -327,7 +352,10 @@ impl So2Convolution {
             let rows = products.dims()[2];
             for (i, messages) in frame_messages[m..].iter_mut().enumerate() {
                 let weight = weights[m + i].clone().narrow(0, start, channels);
-                let block = products.clone().narrow(1, i, 1).reshape([edges * rows, channels]);
+                let block = products
+                    .clone()
+                    .narrow(1, i, 1)
+                    .reshape([edges * rows, channels]);
                 let c_out = weight.dims()[1];
                 messages.push(block.matmul(weight).reshape([edges, rows, c_out]));
             }

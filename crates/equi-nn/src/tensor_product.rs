@@ -266,7 +266,11 @@ pub(crate) fn masked_mean_over_slots<B: Backend>(
     messages: Tensor<B, 5>,
     mask: Tensor<B, 3, Bool>,
 ) -> Tensor<B, 5> {
-    let weights = mask.float().unsqueeze_dim::<4>(3).unsqueeze_dim::<5>(4); // [B, N, K, 1, 1]
-    let count = weights.clone().sum_dim(2).clamp_min(1.0); // [B, N, 1, 1, 1]
-    (messages * weights).sum_dim(2) / count
+    let [batch, n, k, m, c] = messages.dims();
+    let weights = mask.float().reshape([batch * n, 1, k]); // [BN, 1, K]
+    let count = weights.clone().sum_dim(2).clamp_min(1.0); // [BN, 1, 1]
+                                                           // A batched matrix product sums over the slots without a broadcast.
+    (weights / count)
+        .matmul(messages.reshape([batch * n, k, m * c]))
+        .reshape([batch, n, 1, m, c])
 }

@@ -148,10 +148,24 @@ pub(crate) fn validate_input<B: Backend>(
                     edges.dims()
                 )));
             }
-            let pair_mask = mask.clone().unsqueeze_dim::<3>(2).bool_and(mask.clone().unsqueeze_dim::<3>(1));
+            let pair_mask = mask
+                .clone()
+                .unsqueeze_dim::<3>(2)
+                .bool_and(mask.clone().unsqueeze_dim::<3>(1));
             let checked = edges.clone().mask_fill(pair_mask.bool_not(), 0);
-            let low: i64 = checked.clone().min().into_scalar().to_string().parse().unwrap_or(-1);
-            let high: i64 = checked.max().into_scalar().to_string().parse().unwrap_or(i64::MAX);
+            let low: i64 = checked
+                .clone()
+                .min()
+                .into_scalar()
+                .to_string()
+                .parse()
+                .unwrap_or(-1);
+            let high: i64 = checked
+                .max()
+                .into_scalar()
+                .to_string()
+                .parse()
+                .unwrap_or(i64::MAX);
             if low < 0 || high >= num_edge_tokens as i64 {
                 return Err(ModelError::TokenOutOfRange(format!(
                     "edge tokens of real pairs span {low}..={high}, the vocabulary is 0..{num_edge_tokens}"
@@ -159,9 +173,15 @@ pub(crate) fn validate_input<B: Backend>(
             }
         }
         (None, Some(_)) => {
-            return Err(ModelError::Input("the model embeds bond tokens (num_edge_tokens); pass edges [B, N, N]".into()))
+            return Err(ModelError::Input(
+                "the model embeds bond tokens (num_edge_tokens); pass edges [B, N, N]".into(),
+            ))
         }
-        (Some(_), None) => return Err(ModelError::Input("edges given but the model has no num_edge_tokens".into())),
+        (Some(_), None) => {
+            return Err(ModelError::Input(
+                "edges given but the model has no num_edge_tokens".into(),
+            ))
+        }
         (None, None) => {}
     }
     match (&input.adjacency, spec.needs_adjacency) {

@@ -60,7 +60,13 @@ impl<B: Backend> EquivariantNorm<B> {
                 let mut flat = x.dims();
                 flat[D - 2] = 1;
                 flat[D - 1] = x.dims()[D - 2] * channels;
-                let mean_square = x.clone().square().reshape(flat).sum_dim(D - 1).reshape(dims) / channels as f64; // [..., 1, 1]
+                let mean_square = x
+                    .clone()
+                    .square()
+                    .reshape(flat)
+                    .sum_dim(D - 1)
+                    .reshape(dims)
+                    / channels as f64; // [..., 1, 1]
                 let rms = mean_square.clamp_min(self.epsilon * self.epsilon).sqrt();
                 x / rms * broadcast_last::<B, D>(scale.val())
             })

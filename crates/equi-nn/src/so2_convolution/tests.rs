@@ -144,10 +144,7 @@ fn normals(count: usize, seed: u64) -> Vec<f64> {
 
 /// Largest relative equivariance error over random rotations and
 /// rotations that keep the polar edges on the z axis or move them off it.
-fn equivariance_error<B: Backend>(
-    layer: &DepthwiseTensorProduct<B>,
-    points: &[[f64; 3]],
-) -> f64 {
+fn equivariance_error<B: Backend>(layer: &DepthwiseTensorProduct<B>, points: &[[f64; 3]]) -> f64 {
     let (input, output) = (
         Irreps::from_channels(&layer.dims_in),
         Irreps::from_channels(&layer.dims_out),
@@ -287,8 +284,8 @@ fn gradients_are_finite_at_the_poles_and_match_the_so3_path() {
     let so2 = so3.to_so2_path();
     let features = normals(n * Irreps::from_channels(&dims_in).dim(), 9);
     let gradients = |layer: &DepthwiseTensorProduct<Grad>| {
-        let coords = tensor::<Grad, 3>(points.iter().flatten().copied().collect(), [1, n, 3])
-            .require_grad();
+        let coords =
+            tensor::<Grad, 3>(points.iter().flatten().copied().collect(), [1, n, 3]).require_grad();
         let inputs: Vec<Tensor<Grad, 4>> = fiber(&dims_in, &features, n)
             .into_iter()
             .map(|t| t.require_grad())
@@ -316,4 +313,33 @@ fn gradients_are_finite_at_the_poles_and_match_the_so3_path() {
         .zip(&got)
         .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
     assert!(error < 1e-9 * scale, "{error} of {scale}");
+}
+
+#[test]
+fn message_path_resolves_serialises_and_rejects_m_max_on_so3() {
+    use burn::config::Config;
+
+    use crate::EquiformerConfig;
+
+    assert_eq!(MessagePath::resolve(None, None, 1), MessagePath::So3);
+    assert_eq!(MessagePath::resolve(None, None, 2), MessagePath::So2);
+    assert_eq!(MessagePath::resolve(None, Some(1), 1), MessagePath::So2);
+    assert_eq!(
+        MessagePath::resolve(Some(MessagePath::So3), None, 8),
+        MessagePath::So3
+    );
+    let config = EquiformerConfig::new(vec![4])
+        .with_num_degrees(3)
+        .with_num_tokens(Some(3))
+        .with_message_path(Some(MessagePath::So2))
+        .with_m_max(Some(1));
+    let back = EquiformerConfig::load_binary(burn::config::config_to_json(&config).as_bytes())
+        .expect("the config round-trips through JSON");
+    assert_eq!(
+        (back.message_path, back.m_max),
+        (Some(MessagePath::So2), Some(1))
+    );
+    assert!(config.init::<F64>(&Default::default()).is_ok());
+    let so3 = config.with_message_path(Some(MessagePath::So3));
+    assert!(so3.init::<F64>(&Default::default()).is_err());
 }
