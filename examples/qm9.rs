@@ -282,7 +282,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .forward(input)?
         .reduced()
         .ok_or("reduce_dim_out")?;
-    let equiformer_mae = mae_ev(type0.sum_dim(1).squeeze_dim::<1>(1) * ATOM_SUM_SCALE, &valid, scale);
+    let equiformer_mae = mae_ev(
+        type0.sum_dim(1).squeeze_dim::<1>(1) * ATOM_SUM_SCALE,
+        &valid,
+        scale,
+    );
 
     println!("\nvalidation MAE of U0 after {steps} steps (eV):");
     println!("  mean predictor  {mean_predictor:.4}");
