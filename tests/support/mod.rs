@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use equi_nn::{Equiformer, EquiformerInput, EquiformerOutput};
 use so3_math::rotation::RandomRotations;
+use so3_math::{EquivarianceChecker, EquivarianceReport, Irreps};
 
 pub type F64 = NdArray<f64>;
 pub type F32 = NdArray<f32>;
@@ -166,3 +167,64 @@ pub fn perturbed<B: Backend, M: burn::module::Module<B>>(module: M, seed: u64, s
         scale,
     })
 }
+
+/// Equivariance error of a token model on a random graph, with optional
+/// padding (the last `padding` nodes masked, with garbage coordinates that
+/// are not transformed) and optional degree-1 input vectors.
+pub fn check<B: Backend>(
+    model: &Equiformer<B>,
+    n: usize,
+    padding: usize,
+    vector_channels: usize,
+    seed: u64,
+) -> EquivarianceReport {
+    let mut draw = Draw::new(seed);
+    let points = draw.points(n, 1.5);
+    let tokens: Vec<i64> = (0..n + padding).map(|_| draw.below(5) as i64).collect();
+    let garbage = draw.points(padding, 40.0);
+    let mask: Vec<bool> = (0..n + padding).map(|i| i < n).collect();
+    let vectors = draw.values((n + padding) * vector_channels * 3);
+    let input_irreps = if vector_channels > 0 {
+        Irreps::from_channels(&[0, vector_channels])
+    } else {
+        Irreps::default()
+    };
+    // The checker rotates the degree-1 inputs in (y, z, x) order; the model takes Cartesian.
+    let as_features: Vec<f64> = vectors[..n * vector_channels * 3]
+        .chunks(3)
+        .flat_map(|v| [v[1], v[2], v[0]])
+        .collect();
+    let run = |pts: &[[f64; 3]], features: &[f64]| {
+        let mut all_points = pts.to_vec();
+        all_points.extend_from_slice(&garbage);
+        let mut cartesian: Vec<f64> = features
+            .chunks(3)
+            .flat_map(|v| [v[2], v[0], v[1]])
+            .collect();
+        cartesian.extend_from_slice(&vectors[n * vector_channels * 3..]);
+        let out = run_tokens(
+            model,
+            &tokens,
+            &all_points,
+            Some(&mask),
+            (vector_channels > 0).then_some((&cartesian[..], vector_channels)),
+        );
+        let rows = rows_for_checker(&out);
+        let width = rows.len() / (n + padding);
+        rows[..n * width].to_vec()
+    };
+    let probe = run_tokens(
+        model,
+        &tokens,
+        &[points.clone(), garbage.clone()].concat(),
+        Some(&mask),
+        (vector_channels > 0).then_some((&vectors[..], vector_channels)),
+    );
+    let output = output_irreps(&probe);
+    EquivarianceChecker::default()
+        .with_trials(3)
+        .with_seed(seed)
+        .check(&points, &as_features, &input_irreps, &output, run)
+        .expect("layouts fit")
+}
+

@@ -34,25 +34,33 @@ const RADIAL_BASIS: usize = 16;
 /// Degrees of the exponent fits: the whole range (degree 1 is dominated by
 /// fixed costs), and its upper half, closer to the asymptotic regime.
 const FITS: [(usize, usize); 2] = [(2, MAX_DEGREE), (5, MAX_DEGREE)];
-/// Time spent on the repeats of one measurement, beyond the warm-up.
-const BUDGET: Duration = Duration::from_secs(3);
+/// Time spent on the repeats of the measurements of one degree, beyond the warm-up.
+const BUDGET: Duration = Duration::from_secs(8);
 
-/// Median wall time in milliseconds of `run`, after one warm-up run; at least
-/// three and at most fifteen repeats, as many as fit in [`BUDGET`].
-fn median_ms(mut run: impl FnMut()) -> f64 {
+/// Median wall time in milliseconds of each of `runs`, after one warm-up run
+/// of each. The runs are interleaved within every repeat, so that a change in
+/// the load of the machine affects them alike; at least five and at most 21
+/// repeats, as many as fit in [`BUDGET`].
+fn interleaved_medians_ms(runs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     let start = Instant::now();
-    run();
+    runs.iter_mut().for_each(|run| run());
     let warm_up = start.elapsed().as_secs_f64();
-    let repeats = ((BUDGET.as_secs_f64() / warm_up.max(1e-6)) as usize).clamp(3, 15);
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
+    let repeats = ((BUDGET.as_secs_f64() / warm_up.max(1e-6)) as usize).clamp(5, 21);
+    let mut times = vec![Vec::with_capacity(repeats); runs.len()];
+    for _ in 0..repeats {
+        for (run, times) in runs.iter_mut().zip(&mut times) {
             let start = Instant::now();
             run();
-            start.elapsed().as_secs_f64() * 1e3
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[repeats / 2]
         })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[repeats / 2]
+        .collect()
 }
 
 /// Slope of the least-squares line through `(ln L, ln t)` for `from <= L <= to`
@@ -119,8 +127,9 @@ fn main() {
     let radial_features = radial_basis(distance.clone(), RADIAL_BASIS, 10.0);
     println!(
         "message block: {CHANNELS} channels per degree, {NODES} nodes, {NEIGHBORS} neighbours, f32 ndarray, \
-         {} threads",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+         {} cores, RAYON_NUM_THREADS={}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     println!("| L | SO(3) block (ms) | SO(2) block (ms) | SO(3)/SO(2) | SO(3) couplings (ms) | SO(2) frames (ms) |");
     println!("|---|---|---|---|---|---|");
@@ -131,13 +140,7 @@ fn main() {
             .map(|l| random_tensor(&mut draw, [1, NODES, 2 * l + 1, CHANNELS]))
             .collect();
         let tables = CouplingTables::new(l_max);
-        let couplings_ms = median_ms(|| {
-            tables.couplings(neighbors.relative.clone());
-        });
-        let frames_ms = median_ms(|| {
-            EdgeFrames::new(&neighbors, l_max);
-        });
-        let mut geometry = EdgeGeometry {
+        let geometry = EdgeGeometry {
             node_mask: mask.clone(),
             neighbors: neighbors.clone(),
             distance: distance.clone(),
@@ -145,19 +148,32 @@ fn main() {
             couplings: tables.couplings(neighbors.relative.clone()),
             frames: Some(EdgeFrames::new(&neighbors, l_max)),
         };
-        let block_ms = |path: MessagePath, geometry: &EdgeGeometry<Cpu>| {
-            let layer =
-                DepthwiseTensorProductConfig::new(dims.clone(), dims.clone(), RADIAL_BASIS + 1)
-                    .with_message_path(Some(path))
-                    .init::<Cpu>(&device);
-            median_ms(|| {
-                layer.forward(&fiber, geometry);
-                Cpu::sync(&device).expect("the ndarray backend syncs");
-            })
+        let layer = |path: MessagePath| {
+            DepthwiseTensorProductConfig::new(dims.clone(), dims.clone(), RADIAL_BASIS + 1)
+                .with_message_path(Some(path))
+                .init::<Cpu>(&device)
         };
-        let so3 = block_ms(MessagePath::So3, &geometry);
-        geometry.couplings = Vec::new();
-        let so2 = block_ms(MessagePath::So2, &geometry);
+        let (so3_layer, so2_layer) = (layer(MessagePath::So3), layer(MessagePath::So2));
+        let sync = || Cpu::sync(&device).expect("the ndarray backend syncs");
+        let medians = interleaved_medians_ms(&mut [
+            &mut || {
+                so3_layer.forward(&fiber, &geometry);
+                sync();
+            },
+            &mut || {
+                so2_layer.forward(&fiber, &geometry);
+                sync();
+            },
+            &mut || {
+                tables.couplings(neighbors.relative.clone());
+                sync();
+            },
+            &mut || {
+                EdgeFrames::new(&neighbors, l_max);
+                sync();
+            },
+        ]);
+        let [so3, so2, couplings_ms, frames_ms] = [medians[0], medians[1], medians[2], medians[3]];
         println!(
             "| {l_max} | {so3:.2} | {so2:.2} | {:.2} | {couplings_ms:.2} | {frames_ms:.2} |",
             so3 / so2

@@ -127,8 +127,9 @@ pub struct EquiformerConfig {
     #[config(default = 10.0)]
     pub radial_basis_cutoff: f64,
     /// Message implementation: `So3` (Clebsch-Gordan paths) or `So2` (edge
-    /// frame, cheaper at high degree); `None` takes SO(2) when `m_max` is set,
-    /// else the faster one for `num_degrees - 1` ([`MessagePath::fastest_for`]).
+    /// frame, `O(L^3)` instead of `O(L^5)` per edge); `None` takes SO(2) when
+    /// `m_max` is set, else the faster one for `num_degrees - 1`
+    /// ([`MessagePath::fastest_for`]: SO(2) from degree 1 on).
     #[config(default = "None")]
     pub message_path: Option<MessagePath>,
     /// SO(2) message path: keep the edge-frame orders `|m| <= m_max` (`None`: all).

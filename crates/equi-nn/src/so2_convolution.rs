@@ -120,14 +120,23 @@ pub enum MessagePath {
 }
 
 impl MessagePath {
-    /// The lowest maximum degree at which the SO(2) path is the faster one.
-    pub const SO2_FROM_DEGREE: usize = 2;
+    /// The lowest maximum degree from which the SO(2) path is the default.
+    pub const SO2_FROM_DEGREE: usize = 1;
 
     /// The faster path for features of degrees `0..=l_max`.
     ///
-    /// Measured on one message block (16 channels per degree, 64 nodes, 16
-    /// neighbours, f32 on the CPU; `docs/BENCHMARKS.md`):
-    /// the SO(2) path is faster from `l_max = 2` on ([`Self::SO2_FROM_DEGREE`]).
+    /// Measured on one message block (16 channels per degree in and out, 64
+    /// nodes, 16 neighbours, f32 on the ndarray backend; `cargo bench -p
+    /// equi-nn --bench message_block`, table in `docs/BENCHMARKS.md`): the
+    /// SO(2) block is faster at every measured maximum degree, by 1.1x at
+    /// `L = 1`, 1.7x at `L = 3` and 3.7x at `L = 8`, and grows more slowly
+    /// (least-squares exponent about 1.9 against 2.5 over `L = 2..=8`); its
+    /// per-forward geometry (the edge frames, exponent about 2.8) costs a
+    /// fraction of a millisecond more than the coupling matrices at `L <= 2`
+    /// and 12x less at `L = 8` (exponent about 4.9). So the crossover is
+    /// `L = 1`: the SO(2) path from there on. With scalars only (`L = 0`) both
+    /// paths are the same scalar filter, and the SO(3) path, which needs no
+    /// edge frames, is kept.
     pub fn fastest_for(l_max: usize) -> Self {
         if l_max >= Self::SO2_FROM_DEGREE {
             MessagePath::So2
@@ -151,7 +160,7 @@ impl MessagePath {
 /// every SO(2) block of a forward pass.
 ///
 /// Rows are stored by order, `m = 0, +1, -1, +2, -2, ...` (so that the rows
-/// of the orders `|m| <= m` are the first `2m+1`); columns keep the standard
+/// of the orders up to `k` are the first `2k+1`); columns keep the standard
 /// order `m + l`.
 #[derive(Clone, Debug)]
 pub struct EdgeFrames<B: Backend> {
@@ -171,15 +180,10 @@ impl<B: Backend> EdgeFrames<B> {
             .into_iter()
             .enumerate()
             .map(|(l, d)| {
-                let rows: Vec<i64> = (0..2 * l + 1)
-                    .map(|r| {
-                        l as i64
-                            + if r % 2 == 1 {
-                                (r as i64 + 1) / 2
-                            } else {
-                                -(r as i64) / 2
-                            }
-                    })
+                // Index m + l of the orders 0, +1, -1, +2, -2, ...
+                let rows: Vec<i64> = (0..=l as i64)
+                    .flat_map(|m| [l as i64 + m, l as i64 - m])
+                    .skip(1)
                     .collect();
                 let rows = Tensor::<B, 1, Int>::from_data(
                     TensorData::new(rows, [2 * l + 1]).convert::<B::IntElem>(),
@@ -322,7 +326,8 @@ impl So2Convolution {
             })
             .collect();
         let frame_inputs = Tensor::cat(frame_inputs, 2); // [E, 2M+1, C_total]
-                                                         // Per order m and output degree l_out >= m: the rows (+m, -m) of the mixed message.
+
+        // Per order m and output degree l_out >= m: the rows (+m, -m) of the mixed message.
         let weights: Vec<Tensor<B, 2>> = mix.weights.iter().map(|w| w.val()).collect();
         let mut frame_messages: Vec<Vec<Tensor<B, 3>>> = vec![Vec::new(); self.degrees_out];
         let mut offset = 0;

@@ -321,9 +321,9 @@ fn message_path_resolves_serialises_and_rejects_m_max_on_so3() {
 
     use crate::EquiformerConfig;
 
-    assert_eq!(MessagePath::resolve(None, None, 1), MessagePath::So3);
-    assert_eq!(MessagePath::resolve(None, None, 2), MessagePath::So2);
-    assert_eq!(MessagePath::resolve(None, Some(1), 1), MessagePath::So2);
+    assert_eq!(MessagePath::resolve(None, None, 0), MessagePath::So3);
+    assert_eq!(MessagePath::resolve(None, None, 1), MessagePath::So2);
+    assert_eq!(MessagePath::resolve(None, Some(1), 0), MessagePath::So2);
     assert_eq!(
         MessagePath::resolve(Some(MessagePath::So3), None, 8),
         MessagePath::So3

@@ -1,0 +1,66 @@
+//! Float32 tests, in their own process: Burn 0.21's ndarray backends share one
+//! device whose float type is fixed by the first tensor a process creates, so
+//! f32 checks must not share a test binary with f64 ones.
+
+#[allow(dead_code)]
+mod support;
+
+use burn::tensor::{DType, Tensor, TensorData};
+use equi_nn::{AttentionKind, EquiformerConfig, MessagePath};
+use so3_math::rotation::{rotation_from_quaternion, RandomRotations};
+use so3_math::{spherical_harmonics, spherical_harmonics_f64, wigner_d, wigner_d_f64};
+
+use support::{check, perturbed, run_tokens, F32};
+
+fn readme(path: MessagePath, kind: AttentionKind) -> EquiformerConfig {
+    EquiformerConfig::new(vec![4, 4, 2])
+        .with_num_degrees(3)
+        .with_num_tokens(Some(5))
+        .with_dim_head(vec![4])
+        .with_heads(vec![2])
+        .with_depth(4)
+        .with_reduce_dim_out(true)
+        .with_attention(kind)
+        .with_message_path(Some(path))
+}
+
+/// Whole models of depth 4 stay below 1e-4 relative error in f32 (DESIGN's tolerance).
+#[test]
+fn models_are_equivariant_in_f32() {
+    for path in [MessagePath::So3, MessagePath::So2] {
+        for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
+            let model = perturbed(readme(path, kind).init::<F32>(&Default::default()).unwrap(), 5, 0.3);
+            let out = run_tokens(&model, &[0, 1, 2], &[[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.5]], None, None);
+            assert_eq!(out.fiber[0].dtype(), DType::F32, "the test must really run in f32");
+            let report = check(&model, 12, 2, 0, 3);
+            assert!(report.max_relative_error < 1e-4, "{path:?} {kind:?}: {report:?}");
+        }
+    }
+}
+
+/// The tensor spherical harmonics and Wigner-D match the f64 reference to 1e-5 in f32.
+#[test]
+fn so3_tensor_paths_match_the_reference_in_f32() {
+    let device = Default::default();
+    let mut random = RandomRotations::new(4);
+    for _ in 0..20 {
+        let q = [0; 4].map(|_| random.next_normal());
+        let r = rotation_from_quaternion(q);
+        let v = [0; 3].map(|_| random.next_normal());
+        let vectors = Tensor::<F32, 2>::from_data(TensorData::new(v.map(|x| x as f32).to_vec(), [1, 3]), &device);
+        let y = spherical_harmonics(8, vectors).unwrap();
+        assert_eq!(y[0].dtype(), DType::F32);
+        let flat: Vec<f32> = r.iter().flatten().map(|&x| x as f32).collect();
+        let d = wigner_d(8, Tensor::<F32, 3>::from_data(TensorData::new(flat, [1, 3, 3]), &device)).unwrap();
+        let reference_y = spherical_harmonics_f64(8, v);
+        let reference_d = wigner_d_f64(8, &r);
+        for l in 0..=8 {
+            let got: Vec<f32> = y[l].clone().into_data().to_vec().unwrap();
+            let error = got.iter().zip(&reference_y[l]).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
+            assert!(error / ((2 * l + 1) as f64).sqrt() < 1e-5, "Y_{l}: {error}");
+            let got: Vec<f32> = d[l].clone().into_data().to_vec().unwrap();
+            let error = got.iter().zip(reference_d[l].as_slice()).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
+            assert!(error < 1e-5, "D_{l}: {error}");
+        }
+    }
+}
