@@ -239,7 +239,7 @@ impl EquiformerConfig {
                     .into(),
             ));
         }
-        if self.num_edge_tokens.is_some() && !self.edge_dim.is_some_and(|d| d > 0) {
+        if self.num_edge_tokens.is_some() && self.edge_dim.is_none_or(|d| d == 0) {
             return Err(ModelError::Config(
                 "num_edge_tokens needs a positive edge_dim (the width of the bond embedding)"
                     .into(),
@@ -261,8 +261,10 @@ impl EquiformerConfig {
                     .into(),
             ));
         }
-        if !(self.valid_radius > 0.0)
-            || !(self.radial_basis_cutoff > 0.0)
+        if self.valid_radius.is_nan()
+            || self.valid_radius <= 0.0
+            || self.radial_basis_cutoff.is_nan()
+            || self.radial_basis_cutoff <= 0.0
             || self.num_radial_basis == 0
         {
             return Err(ModelError::Config(

@@ -95,7 +95,7 @@ impl EuclideanTransform {
                 Err(So3Error::Shape("features given for an empty layout".into()))
             };
         }
-        if features.len() % width != 0 {
+        if !features.len().is_multiple_of(width) {
             return Err(So3Error::Shape(format!(
                 "{} feature values do not fill rows of the {width}-wide layout {irreps}",
                 features.len()

@@ -36,7 +36,7 @@ pub enum Parity {
 impl Parity {
     /// The parity of the spherical harmonics of degree `l`: `(-1)^l`.
     pub fn of_spherical_harmonic(l: usize) -> Self {
-        if l % 2 == 0 {
+        if l.is_multiple_of(2) {
             Parity::Even
         } else {
             Parity::Odd
@@ -230,18 +230,19 @@ impl FromStr for Irreps {
                 }
                 None => (1, term),
             };
-            let (degree, parity) =
-                match irrep.chars().last() {
-                    Some('e') => (&irrep[..irrep.len() - 1], Some(Parity::Even)),
-                    Some('o') => (&irrep[..irrep.len() - 1], Some(Parity::Odd)),
-                    Some(c) if c.is_ascii_digit() => (irrep, None),
-                    _ => return Err(error(
+            let (degree, parity) = match irrep.chars().last() {
+                Some('e') => (&irrep[..irrep.len() - 1], Some(Parity::Even)),
+                Some('o') => (&irrep[..irrep.len() - 1], Some(Parity::Odd)),
+                Some(c) if c.is_ascii_digit() => (irrep, None),
+                _ => {
+                    return Err(error(
                         position,
                         format!(
                             "term {term:?} must end in a degree, optionally followed by 'e' or 'o'"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let l = degree.parse::<usize>().map_err(|_| {
                 error(
                     position,

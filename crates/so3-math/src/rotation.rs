@@ -195,10 +195,10 @@ mod tests {
             let r = rotations.next_rotation();
             assert!((determinant(&r) - 1.0).abs() < 1e-12);
             let identity = compose(&r, &transpose(&r));
-            for i in 0..3 {
-                for j in 0..3 {
+            for (i, row) in identity.iter().enumerate() {
+                for (j, value) in row.iter().enumerate() {
                     let expected = if i == j { 1.0 } else { 0.0 };
-                    assert!((identity[i][j] - expected).abs() < 1e-12);
+                    assert!((value - expected).abs() < 1e-12);
                 }
             }
         }
