@@ -1,0 +1,164 @@
+//! Padded batches: structures of different sizes in `[B, N, ...]` tensors with a node mask.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use super::Structure;
+
+/// A batch on the host: structures padded to the largest one, flattened row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostBatch {
+    /// Number of structures `B`.
+    pub graphs: usize,
+    /// Atoms of the largest structure `N`.
+    pub nodes: usize,
+    /// Tokens `[B, N]`, 0 on padding.
+    pub tokens: Vec<i64>,
+    /// Atomic numbers `[B, N]`, 0 on padding.
+    pub atomic_numbers: Vec<i64>,
+    /// Positions `[B, N, 3]`, 0 on padding.
+    pub positions: Vec<f64>,
+    /// Real atoms `[B, N]`.
+    pub mask: Vec<bool>,
+    /// Atoms per structure `[B]`.
+    pub counts: Vec<usize>,
+    /// Per-structure labels `[B]`, when every structure has one.
+    pub scalars: Option<Vec<f64>>,
+    /// Per-atom vector labels `[B, N, 3]` (0 on padding), when every structure has them.
+    pub vectors: Option<Vec<f64>>,
+}
+
+impl HostBatch {
+    /// Pads `structures` into one batch.
+    pub fn new(structures: &[&Structure]) -> Self {
+        let graphs = structures.len();
+        let nodes = structures.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut batch = HostBatch {
+            graphs,
+            nodes,
+            tokens: vec![0; graphs * nodes],
+            atomic_numbers: vec![0; graphs * nodes],
+            positions: vec![0.0; graphs * nodes * 3],
+            mask: vec![false; graphs * nodes],
+            counts: structures.iter().map(|s| s.len()).collect(),
+            scalars: structures.iter().map(|s| s.scalar).collect(),
+            vectors: structures
+                .iter()
+                .all(|s| s.vectors.is_some())
+                .then(|| vec![0.0; graphs * nodes * 3]),
+        };
+        for (g, structure) in structures.iter().enumerate() {
+            for i in 0..structure.len() {
+                let node = g * nodes + i;
+                batch.tokens[node] = structure.tokens[i];
+                batch.atomic_numbers[node] = i64::from(structure.atomic_numbers[i]);
+                batch.mask[node] = true;
+                batch.positions[3 * node..3 * node + 3].copy_from_slice(&structure.positions[i]);
+                if let (Some(vectors), Some(labels)) = (&mut batch.vectors, &structure.vectors) {
+                    vectors[3 * node..3 * node + 3].copy_from_slice(&labels[i]);
+                }
+            }
+        }
+        batch
+    }
+
+    /// The atoms of structure `g` as index range into the node axis.
+    pub fn atoms(&self, g: usize) -> std::ops::Range<usize> {
+        g * self.nodes..g * self.nodes + self.counts[g]
+    }
+
+    /// The tensors of this batch on `device`.
+    pub fn to_device<B: Backend>(&self, device: &B::Device) -> Batch<B> {
+        let (b, n) = (self.graphs, self.nodes);
+        Batch {
+            tokens: int_tensor(self.tokens.clone(), [b, n], device),
+            atomic_numbers: int_tensor(self.atomic_numbers.clone(), [b, n], device),
+            positions: float_tensor(self.positions.clone(), [b, n, 3], device),
+            mask: Tensor::from_data(TensorData::new(self.mask.clone(), [b, n]), device),
+            counts: float_tensor(self.counts.iter().map(|&c| c as f64).collect(), [b], device),
+        }
+    }
+}
+
+/// The inputs of a batch on a device.
+#[derive(Clone, Debug)]
+pub struct Batch<B: Backend> {
+    /// Tokens `[B, N]`.
+    pub tokens: Tensor<B, 2, Int>,
+    /// Atomic numbers `[B, N]`.
+    pub atomic_numbers: Tensor<B, 2, Int>,
+    /// Positions `[B, N, 3]`.
+    pub positions: Tensor<B, 3>,
+    /// Real atoms `[B, N]`.
+    pub mask: Tensor<B, 2, Bool>,
+    /// Atoms per structure `[B]`.
+    pub counts: Tensor<B, 1>,
+}
+
+/// A float tensor from `f64` values, converted once to the backend's float type.
+pub fn float_tensor<B: Backend, const D: usize>(
+    values: Vec<f64>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<B::FloatElem>(),
+        device,
+    )
+}
+
+fn int_tensor<B: Backend, const D: usize>(
+    values: Vec<i64>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D, Int> {
+    Tensor::from_data(
+        TensorData::new(values, shape).convert::<B::IntElem>(),
+        device,
+    )
+}
+
+/// The values of a float tensor as `f64`.
+pub fn to_f64<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
+    tensor
+        .into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    fn molecule(n: usize, label: Option<f64>) -> Structure {
+        Structure {
+            origin: "m".into(),
+            atomic_numbers: vec![6; n],
+            tokens: (1..=n as i64).collect(),
+            positions: (0..n).map(|i| [i as f64, 1.0, 2.0]).collect(),
+            scalar: label,
+            vectors: Some(vec![[1.0, 2.0, 3.0]; n]),
+        }
+    }
+
+    #[test]
+    fn padding_and_masks() {
+        let (a, b) = (molecule(2, Some(1.0)), molecule(3, Some(2.0)));
+        let batch = HostBatch::new(&[&a, &b]);
+        assert_eq!((batch.graphs, batch.nodes), (2, 3));
+        assert_eq!(batch.tokens, vec![1, 2, 0, 1, 2, 3]);
+        assert_eq!(batch.mask, vec![true, true, false, true, true, true]);
+        assert_eq!(batch.scalars, Some(vec![1.0, 2.0]));
+        assert_eq!(batch.atoms(1), 3..6);
+        let vectors = batch.vectors.as_ref().expect("all have vectors");
+        assert_eq!(&vectors[6..9], &[0.0; 3]);
+        let device = Default::default();
+        let tensors = batch.to_device::<NdArray>(&device);
+        assert_eq!(tensors.positions.dims(), [2, 3, 3]);
+        assert_eq!(to_f64(tensors.counts), vec![2.0, 3.0]);
+        let unlabelled = molecule(1, None);
+        assert_eq!(HostBatch::new(&[&a, &unlabelled]).scalars, None);
+    }
+}

@@ -1,0 +1,88 @@
+//! The trained network: an Equiformer or SchNet behind one forward pass on a padded batch.
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use equi_nn::schnet::SchNet;
+use equi_nn::{Equiformer, EquiformerInput};
+
+use crate::config::{ModelChoice, Readout};
+use crate::data::Batch;
+use crate::error::TrainError;
+
+/// The network of a run.
+// One network exists per run: the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Network<B: Backend> {
+    /// An Equiformer with one scalar and one vector output per atom.
+    Equiformer(Equiformer<B>),
+    /// SchNet with one output per structure.
+    SchNet(SchNet<B>),
+}
+
+/// What the network predicts for a batch, in normalised units.
+#[derive(Clone, Debug)]
+pub struct NetworkOutput<B: Backend> {
+    /// One value per structure `[B]`: the readout of the per-atom scalars.
+    pub per_structure: Tensor<B, 1>,
+    /// One vector per atom `[B, N, 3]` (zero on padding), for models with vector outputs.
+    pub vectors: Option<Tensor<B, 3>>,
+}
+
+impl ModelChoice {
+    /// Builds the network on `device`, every weight drawn now.
+    ///
+    /// # Errors
+    /// An inconsistent model configuration.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Network<B>, TrainError> {
+        Ok(match self {
+            Self::Equiformer(config) => Network::Equiformer(config.init(device)?),
+            Self::SchNet(config) => Network::SchNet(config.try_init(device)?),
+        })
+    }
+}
+
+impl<B: Backend> Network<B> {
+    /// Runs the network on a batch; the per-structure value is the sum or the mean of the
+    /// per-atom scalars.
+    ///
+    /// # Errors
+    /// Inputs the model rejects (non-finite positions, tokens out of range, empty graphs).
+    pub fn forward(
+        &self,
+        batch: &Batch<B>,
+        readout: Readout,
+    ) -> Result<NetworkOutput<B>, TrainError> {
+        let [graphs, _] = batch.mask.dims();
+        let (total, vectors) = match self {
+            Self::Equiformer(model) => {
+                let input = EquiformerInput::tokens(batch.tokens.clone(), batch.positions.clone())
+                    .with_mask(batch.mask.clone());
+                let out = model.forward(input)?;
+                let Some((scalars, vectors)) = out.reduced() else {
+                    return Err(TrainError::Model(
+                        "the Equiformer must have reduce_dim_out = true".into(),
+                    ));
+                };
+                (scalars.sum_dim(1).reshape([graphs]), vectors)
+            }
+            Self::SchNet(model) => {
+                let out = model.forward_checked(
+                    batch.atomic_numbers.clone(),
+                    batch.positions.clone(),
+                    batch.mask.clone(),
+                )?;
+                (out.reshape([graphs]), None)
+            }
+        };
+        let per_structure = match readout {
+            Readout::Sum => total,
+            Readout::Mean => total / batch.counts.clone(),
+        };
+        Ok(NetworkOutput {
+            per_structure,
+            vectors,
+        })
+    }
+}
