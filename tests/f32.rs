@@ -28,12 +28,33 @@ fn readme(path: MessagePath, kind: AttentionKind) -> EquiformerConfig {
 #[test]
 fn models_are_equivariant_in_f32() {
     for path in [MessagePath::So3, MessagePath::So2] {
-        for kind in [AttentionKind::Mlp, AttentionKind::DotProduct, AttentionKind::L2Distance] {
-            let model = perturbed(readme(path, kind).init::<F32>(&Default::default()).unwrap(), 5, 0.3);
-            let out = run_tokens(&model, &[0, 1, 2], &[[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.5]], None, None);
-            assert_eq!(out.fiber[0].dtype(), DType::F32, "the test must really run in f32");
+        for kind in [
+            AttentionKind::Mlp,
+            AttentionKind::DotProduct,
+            AttentionKind::L2Distance,
+        ] {
+            let model = perturbed(
+                readme(path, kind).init::<F32>(&Default::default()).unwrap(),
+                5,
+                0.3,
+            );
+            let out = run_tokens(
+                &model,
+                &[0, 1, 2],
+                &[[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.5]],
+                None,
+                None,
+            );
+            assert_eq!(
+                out.fiber[0].dtype(),
+                DType::F32,
+                "the test must really run in f32"
+            );
             let report = check(&model, 12, 2, 0, 3);
-            assert!(report.max_relative_error < 1e-4, "{path:?} {kind:?}: {report:?}");
+            assert!(
+                report.max_relative_error < 1e-4,
+                "{path:?} {kind:?}: {report:?}"
+            );
         }
     }
 }
@@ -47,19 +68,32 @@ fn so3_tensor_paths_match_the_reference_in_f32() {
         let q = [0; 4].map(|_| random.next_normal());
         let r = rotation_from_quaternion(q);
         let v = [0; 3].map(|_| random.next_normal());
-        let vectors = Tensor::<F32, 2>::from_data(TensorData::new(v.map(|x| x as f32).to_vec(), [1, 3]), &device);
+        let vectors = Tensor::<F32, 2>::from_data(
+            TensorData::new(v.map(|x| x as f32).to_vec(), [1, 3]),
+            &device,
+        );
         let y = spherical_harmonics(8, vectors).unwrap();
         assert_eq!(y[0].dtype(), DType::F32);
         let flat: Vec<f32> = r.iter().flatten().map(|&x| x as f32).collect();
-        let d = wigner_d(8, Tensor::<F32, 3>::from_data(TensorData::new(flat, [1, 3, 3]), &device)).unwrap();
+        let d = wigner_d(
+            8,
+            Tensor::<F32, 3>::from_data(TensorData::new(flat, [1, 3, 3]), &device),
+        )
+        .unwrap();
         let reference_y = spherical_harmonics_f64(8, v);
         let reference_d = wigner_d_f64(8, &r);
         for l in 0..=8 {
             let got: Vec<f32> = y[l].clone().into_data().to_vec().unwrap();
-            let error = got.iter().zip(&reference_y[l]).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
+            let error = got
+                .iter()
+                .zip(&reference_y[l])
+                .fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
             assert!(error / ((2 * l + 1) as f64).sqrt() < 1e-5, "Y_{l}: {error}");
             let got: Vec<f32> = d[l].clone().into_data().to_vec().unwrap();
-            let error = got.iter().zip(reference_d[l].as_slice()).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
+            let error = got
+                .iter()
+                .zip(reference_d[l].as_slice())
+                .fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()));
             assert!(error < 1e-5, "D_{l}: {error}");
         }
     }

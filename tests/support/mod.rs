@@ -227,4 +227,3 @@ pub fn check<B: Backend>(
         .check(&points, &as_features, &input_irreps, &output, run)
         .expect("layouts fit")
 }
-
