@@ -73,8 +73,9 @@ fn fit_reference_energies(molecules: &[&Molecule]) -> [f64; 5] {
         for row in 0..5 {
             if row != col {
                 let factor = normal[row][col] / normal[col][col];
-                for k in col..6 {
-                    normal[row][k] -= factor * normal[col][k];
+                let pivot_row = normal[col];
+                for (value, pivot_value) in normal[row].iter_mut().zip(pivot_row).skip(col) {
+                    *value -= factor * pivot_value;
                 }
             }
         }
@@ -184,10 +185,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
         })
         .collect::<Result<_, Box<dyn std::error::Error>>>()?;
-    let (train_set, valid_set): (Vec<(usize, &Molecule)>, Vec<(usize, &Molecule)>) =
-        molecules.iter().enumerate().partition(|(i, _)| i % 5 != 4);
-    let train_set: Vec<&Molecule> = train_set.into_iter().map(|(_, m)| m).collect();
-    let valid_set: Vec<&Molecule> = valid_set.into_iter().map(|(_, m)| m).collect();
+    let train_set: Vec<&Molecule> = molecules
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 != 4)
+        .map(|(_, m)| m)
+        .collect();
+    let valid_set: Vec<&Molecule> = molecules
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 == 4)
+        .map(|(_, m)| m)
+        .collect();
 
     let references = fit_reference_energies(&train_set);
     let residual = |m: &Molecule| {
