@@ -195,6 +195,11 @@ impl<B: Backend> EdgeFrames<B> {
         EdgeFrames { wigner }
     }
 
+    /// Frames from their Wigner-D matrices (as returned by [`Self::wigner`]).
+    pub(crate) fn from_wigner(wigner: Vec<Tensor<B, 3>>) -> Self {
+        EdgeFrames { wigner }
+    }
+
     /// Highest degree covered.
     pub fn l_max(&self) -> usize {
         self.wigner.len() - 1
