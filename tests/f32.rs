@@ -59,6 +59,23 @@ fn models_are_equivariant_in_f32() {
     }
 }
 
+/// Reversible blocks and chunked attention keep the f32 tolerance too.
+#[test]
+fn reversible_and_chunked_models_are_equivariant_in_f32() {
+    let configs = [
+        readme(MessagePath::So2, AttentionKind::Mlp).with_reversible(true),
+        readme(MessagePath::So2, AttentionKind::Mlp).with_attention_chunk_size(Some(5)),
+        readme(MessagePath::So3, AttentionKind::DotProduct)
+            .with_reversible(true)
+            .with_attention_chunk_size(Some(3)),
+    ];
+    for config in configs {
+        let model = perturbed(config.init::<F32>(&Default::default()).unwrap(), 5, 0.3);
+        let report = check(&model, 12, 2, 0, 3);
+        assert!(report.max_relative_error < 1e-4, "{config:?}: {report:?}");
+    }
+}
+
 /// The tensor spherical harmonics and Wigner-D match the f64 reference to 1e-5 in f32.
 #[test]
 fn so3_tensor_paths_match_the_reference_in_f32() {

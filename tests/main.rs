@@ -5,4 +5,5 @@ mod support;
 mod cli;
 mod equiformer_equivariance;
 mod equiformer_options;
+mod equiformer_reversible;
 mod equiformer_robustness;

@@ -215,28 +215,93 @@ impl<B: Backend> EquivariantAttention<B> {
         fiber: Vec<Tensor<B, 4>>,
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 4>> {
+        self.forward_chunked(fiber, geometry, None)
+    }
+
+    /// [`Self::forward`], attending for at most `nodes_per_chunk` receiving
+    /// nodes at a time (`None`: all at once).
+    ///
+    /// The per-edge messages, logits and values, `O(N K)` memory, then exist
+    /// for one chunk of `nodes_per_chunk * K` edges at a time; the output is
+    /// the same. This bounds the peak memory of inference when `K` is large;
+    /// under autodiff the graph keeps every chunk's activations for the
+    /// backward pass (use reversible blocks for flat training memory).
+    ///
+    /// # Shapes
+    /// - `fiber[l]`: `[B, N, 2l+1, C_l]`, output the same
+    pub fn forward_chunked(
+        &self,
+        fiber: Vec<Tensor<B, 4>>,
+        geometry: &EdgeGeometry<B>,
+        nodes_per_chunk: Option<usize>,
+    ) -> Vec<Tensor<B, 4>> {
         let fiber = self.prenorm.forward(fiber);
-        let mut slot_mask = geometry.neighbors.mask.clone(); // [B, N, K]
+        let n = fiber[0].dims()[1];
+        let chunk = nodes_per_chunk.unwrap_or(n).max(1);
+        let mut outputs = if chunk >= n {
+            self.attend(&fiber, &fiber, geometry)
+        } else {
+            let mut chunks: Vec<Vec<Tensor<B, 4>>> = vec![Vec::new(); fiber.len()];
+            for start in (0..n).step_by(chunk) {
+                let len = chunk.min(n - start);
+                let receivers: Vec<Tensor<B, 4>> = fiber
+                    .iter()
+                    .map(|t| t.clone().narrow(1, start, len))
+                    .collect();
+                let part = self.attend(&receivers, &fiber, &geometry.narrow_nodes(start, len));
+                for (l, t) in part.into_iter().enumerate() {
+                    chunks[l].push(t);
+                }
+            }
+            chunks
+                .into_iter()
+                .map(|parts| Tensor::cat(parts, 1))
+                .collect()
+        };
+        if let Some(linear_attention) = &self.linear_attention {
+            let scalars = fiber[0].clone().squeeze_dim::<3>(2); // [B, N, C0]
+            let global = linear_attention.forward(scalars, geometry.node_mask.clone()); // [B, N, H*D]
+            outputs[0] = Tensor::cat(vec![outputs[0].clone(), global.unsqueeze_dim::<4>(2)], 3);
+        }
+        self.to_out.forward(outputs)
+    }
+
+    /// Neighbour attention of the `receivers` (a chunk of rows, or all nodes)
+    /// over messages from all `senders`, per degree, heads concatenated.
+    ///
+    /// # Shapes
+    /// - `receivers[l]`: `[B, R, 2l+1, C_l]`, `senders[l]`: `[B, N, 2l+1, C_l]`
+    /// - `geometry`: the receivers' rows
+    /// - output `[l]`: `[B, R, 2l+1, H_l * D_l]`
+    fn attend(
+        &self,
+        receivers: &[Tensor<B, 4>],
+        senders: &[Tensor<B, 4>],
+        geometry: &EdgeGeometry<B>,
+    ) -> Vec<Tensor<B, 4>> {
+        let mut slot_mask = geometry.neighbors.mask.clone(); // [B, R, K]
         if self.messages.has_self_interaction() {
             let [batch, n, _] = slot_mask.dims();
             let own = Tensor::<B, 3, Bool>::full([batch, n, 1], true, &slot_mask.device());
             slot_mask = Tensor::cat(vec![own, slot_mask], 2);
         }
-        let edge_fiber = self.messages.forward(&fiber, geometry); // [B, N, K', 2l+1, C]
+        let edge_fiber = self.messages.forward_to(receivers, senders, geometry); // [B, R, K', 2l+1, C]
         let (attention, values) = match &self.logits {
             Logits::Mlp(layers) => self.mlp_logits(layers, edge_fiber, &slot_mask),
-            Logits::Query(to_query) => self.query_logits(to_query, &fiber, edge_fiber, &slot_mask),
+            Logits::Query(to_query) => {
+                self.query_logits(to_query, receivers, edge_fiber, &slot_mask)
+            }
         };
         let gates = self.head_gates.as_ref().map(|linear| {
-            let scalars = fiber[0].clone().squeeze_dim::<3>(2); // [B, N, C0]
-            sigmoid(linear.forward(scalars)) // [B, N, sum(heads)]
+            let scalars = receivers[0].clone().squeeze_dim::<3>(2); // [B, R, C0]
+            sigmoid(linear.forward(scalars)) // [B, R, sum(heads)]
         });
         let mut head_offset = 0;
         let mut outputs = Vec::with_capacity(self.heads.len());
         for (l, (attn, value)) in attention.into_iter().zip(values).enumerate() {
             let (h, d) = (self.heads[l], self.dim_head[l]);
             let [batch, n, _, m, _] = value.dims();
-            let mut out = aggregate_heads(attn, value, h, d, self.single_headed_kv); // [B, N, m, H, D]
+            let mut out = aggregate_heads(attn, value, h, d, self.single_headed_kv); // [B, R, m, H, D]
             if let Some(gates) = &gates {
                 let gate = gates
                     .clone()
@@ -247,12 +312,7 @@ impl<B: Backend> EquivariantAttention<B> {
             head_offset += h;
             outputs.push(out.reshape([batch, n, m, h * d]));
         }
-        if let Some(linear_attention) = &self.linear_attention {
-            let scalars = fiber[0].clone().squeeze_dim::<3>(2); // [B, N, C0]
-            let global = linear_attention.forward(scalars, geometry.node_mask.clone()); // [B, N, H*D]
-            outputs[0] = Tensor::cat(vec![outputs[0].clone(), global.unsqueeze_dim::<4>(2)], 3);
-        }
-        self.to_out.forward(outputs)
+        outputs
     }
 
     /// MLP logits from the invariant part of the messages; values gated then projected.

@@ -29,6 +29,8 @@
 //! # Ok::<(), equi_nn::ModelError>(())
 //! ```
 
+mod reversible;
+
 use std::sync::Arc;
 
 use burn::config::Config;
@@ -48,6 +50,8 @@ use crate::layers::{
 };
 use crate::so2_convolution::{EdgeFrames, MessagePath};
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
+
+pub use reversible::LossGradients;
 
 /// Configuration of an [`Equiformer`], with the reference's option names.
 #[derive(Config, Debug)]
@@ -162,6 +166,18 @@ pub struct EquiformerConfig {
     /// Channels per global linear attention head.
     #[config(default = 8)]
     pub linear_attn_dim_head: usize,
+    /// Reversible blocks: the fiber travels as two streams, `y1 = x1 +
+    /// attention(x2)`, `y2 = x2 + feed_forward(y1)`, averaged after the last
+    /// block. [`Equiformer::forward_backward`] then recomputes each block's
+    /// activations from its outputs during the backward pass, so that
+    /// training memory does not grow with `depth`.
+    #[config(default = false)]
+    pub reversible: bool,
+    /// Attend for at most this many receiving nodes at a time (`None`: all):
+    /// bounds the memory of the per-edge messages when `N K` is large; the
+    /// output is the same.
+    #[config(default = "None")]
+    pub attention_chunk_size: Option<usize>,
 }
 
 /// Channel counts resolved from a config.
@@ -261,6 +277,11 @@ impl EquiformerConfig {
                     .into(),
             ));
         }
+        if self.attention_chunk_size == Some(0) {
+            return Err(ModelError::Config(
+                "attention_chunk_size must be positive (None attends to all nodes at once)".into(),
+            ));
+        }
         if self.valid_radius.is_nan()
             || self.valid_radius <= 0.0
             || self.radial_basis_cutoff.is_nan()
@@ -351,6 +372,8 @@ impl EquiformerConfig {
             .with_m_max(self.m_max)
             .init(device),
             blocks,
+            reversible: self.reversible,
+            attention_chunk_size: self.attention_chunk_size,
             norm: EquivariantNormConfig::new(dims.hidden.clone()).init(device),
             output,
             couplings: Arc::new(CouplingTables::new(self.num_degrees - 1)),
@@ -389,15 +412,41 @@ pub struct EquiformerBlock<B: Backend> {
 impl<B: Backend> EquiformerBlock<B> {
     /// `x + attention(x)`, then `x + feed_forward(x)`.
     ///
+    /// `nodes_per_chunk` bounds the receiving nodes attended at once
+    /// ([`EquivariantAttention::forward_chunked`]).
+    ///
     /// # Shapes
     /// - `fiber[l]`: `[B, N, 2l+1, C_l]`, output the same
     pub fn forward(
         &self,
         fiber: Vec<Tensor<B, 4>>,
         geometry: &EdgeGeometry<B>,
+        nodes_per_chunk: Option<usize>,
     ) -> Vec<Tensor<B, 4>> {
-        let fiber = add(fiber.clone(), self.attention.forward(fiber, geometry));
+        let attended = self
+            .attention
+            .forward_chunked(fiber.clone(), geometry, nodes_per_chunk);
+        let fiber = add(fiber, attended);
         add(fiber.clone(), self.feed_forward.forward(fiber))
+    }
+
+    /// The reversible form: `y1 = x1 + attention(x2)`, `y2 = x2 + feed_forward(y1)`.
+    ///
+    /// # Shapes
+    /// - `x1[l]`, `x2[l]`: `[B, N, 2l+1, C_l]`, outputs the same
+    pub fn forward_reversible(
+        &self,
+        (x1, x2): (Vec<Tensor<B, 4>>, Vec<Tensor<B, 4>>),
+        geometry: &EdgeGeometry<B>,
+        nodes_per_chunk: Option<usize>,
+    ) -> (Vec<Tensor<B, 4>>, Vec<Tensor<B, 4>>) {
+        let y1 = add(
+            x1,
+            self.attention
+                .forward_chunked(x2.clone(), geometry, nodes_per_chunk),
+        );
+        let y2 = add(x2, self.feed_forward.forward(y1.clone()));
+        (y1, y2)
     }
 }
 
@@ -419,6 +468,8 @@ pub struct Equiformer<B: Backend> {
     position_embedding: Option<Embedding<B>>,
     input_projection: DepthwiseTensorProduct<B>,
     blocks: Vec<EquiformerBlock<B>>,
+    reversible: bool,
+    attention_chunk_size: Option<usize>,
     norm: EquivariantNorm<B>,
     output: Option<OutputProjection<B>>,
     couplings: Arc<CouplingTables>,
@@ -650,6 +701,34 @@ impl<B: Backend> Equiformer<B> {
         input: EquiformerInput<B>,
         mask: Tensor<B, 2, Bool>,
     ) -> EquiformerOutput<B> {
+        let return_pooled = input.return_pooled;
+        let (fiber, geometry) = self.embed(input, mask.clone());
+        let fiber = if self.reversible {
+            let mut streams = (fiber.clone(), fiber);
+            for block in &self.blocks {
+                streams = block.forward_reversible(streams, &geometry, self.attention_chunk_size);
+            }
+            merge_streams(streams)
+        } else {
+            let mut fiber = fiber;
+            for block in &self.blocks {
+                fiber = block.forward(fiber, &geometry, self.attention_chunk_size);
+            }
+            fiber
+        };
+        self.head(fiber, mask, return_pooled)
+    }
+
+    /// Node embedding, edge geometry and the input projection: everything
+    /// before the first block.
+    ///
+    /// # Shapes
+    /// - output fiber `[l]`: `[B, N, 2l+1, C_l]`
+    fn embed(
+        &self,
+        input: EquiformerInput<B>,
+        mask: Tensor<B, 2, Bool>,
+    ) -> (Vec<Tensor<B, 4>>, EdgeGeometry<B>) {
         let scalars = match input.nodes {
             NodeInput::Tokens(tokens) => {
                 let embedding = self
@@ -661,7 +740,7 @@ impl<B: Backend> Equiformer<B> {
             }
             NodeInput::Features(features) => features,
         }; // [B, N, C0]
-        let [batch, n, _] = scalars.dims();
+        let [_, n, _] = scalars.dims();
         let scalars = match &self.position_embedding {
             Some(embedding) => {
                 let positions =
@@ -676,16 +755,24 @@ impl<B: Backend> Equiformer<B> {
         if let Some(vectors) = input.vectors {
             fiber.push(from_public(1, vectors)); // [B, N, 3, C1]
         }
-        let geometry = self.geometry(input.coords, mask.clone(), input.edges, input.adjacency);
-        let mut fiber: Vec<Tensor<B, 4>> = self
+        let geometry = self.geometry(input.coords, mask, input.edges, input.adjacency);
+        let fiber = self
             .input_projection
             .forward(&fiber, &geometry)
             .into_iter()
             .map(|t| t.squeeze_dim::<4>(2))
             .collect();
-        for block in &self.blocks {
-            fiber = block.forward(fiber, &geometry);
-        }
+        (fiber, geometry)
+    }
+
+    /// Final norm, output projection, padding zeroed, optional pooling, public layout.
+    fn head(
+        &self,
+        fiber: Vec<Tensor<B, 4>>,
+        mask: Tensor<B, 2, Bool>,
+        return_pooled: bool,
+    ) -> EquiformerOutput<B> {
+        let [batch, n] = mask.dims();
         let fiber = self.norm.forward(fiber);
         let fiber = match &self.output {
             Some(OutputProjection::Linear(linear)) => linear.forward(fiber),
@@ -694,7 +781,7 @@ impl<B: Backend> Equiformer<B> {
         };
         let node_weight = mask.float().reshape([batch, n, 1, 1]);
         let fiber = fiber.into_iter().map(|t| t * node_weight.clone());
-        let fiber: Vec<Tensor<B, 4>> = if input.return_pooled {
+        let fiber: Vec<Tensor<B, 4>> = if return_pooled {
             let count = node_weight.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1, 1]
             fiber.map(|t| t.sum_dim(1) / count.clone()).collect()
         } else {
@@ -708,4 +795,11 @@ impl<B: Backend> Equiformer<B> {
                 .collect(),
         }
     }
+}
+
+/// The two streams of the reversible blocks, averaged into one fiber.
+fn merge_streams<B: Backend>(
+    (x1, x2): (Vec<Tensor<B, 4>>, Vec<Tensor<B, 4>>),
+) -> Vec<Tensor<B, 4>> {
+    x1.into_iter().zip(x2).map(|(a, b)| (a + b) * 0.5).collect()
 }

@@ -118,6 +118,52 @@ pub struct EdgeGeometry<B: Backend> {
     pub frames: Option<EdgeFrames<B>>,
 }
 
+impl<B: Backend> EdgeGeometry<B> {
+    /// The geometry of the receiving nodes `start..start + len` only: every
+    /// per-node and per-edge tensor cut to those rows. Neighbour indices keep
+    /// pointing into the full node axis, so messages still come from all nodes.
+    ///
+    /// # Shapes
+    /// - output tensors as the input's with `N` replaced by `len`
+    pub fn narrow_nodes(&self, start: usize, len: usize) -> Self {
+        let [batch, n, k] = self.neighbors.index.dims();
+        let frames = self.frames.as_ref().map(|frames| {
+            let wigner = frames
+                .wigner()
+                .iter()
+                .map(|d| {
+                    let [_, rows, cols] = d.dims();
+                    d.clone()
+                        .reshape([batch, n, k * rows * cols])
+                        .narrow(1, start, len)
+                        .reshape([batch * len * k, rows, cols])
+                })
+                .collect();
+            EdgeFrames::from_wigner(wigner)
+        });
+        EdgeGeometry {
+            node_mask: self.node_mask.clone().narrow(1, start, len),
+            neighbors: NeighborList {
+                index: self.neighbors.index.clone().narrow(1, start, len),
+                mask: self.neighbors.mask.clone().narrow(1, start, len),
+                relative: self.neighbors.relative.clone().narrow(1, start, len),
+            },
+            distance: self.distance.clone().narrow(1, start, len),
+            radial_features: self.radial_features.clone().narrow(1, start, len),
+            couplings: self
+                .couplings
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|c| c.clone().narrow(1, start, len))
+                        .collect()
+                })
+                .collect(),
+            frames,
+        }
+    }
+}
+
 /// The filter degrees `J` coupling `l_in` to `l_out`.
 pub fn path_degrees(l_in: usize, l_out: usize) -> std::ops::RangeInclusive<usize> {
     l_in.abs_diff(l_out)..=l_in + l_out

@@ -26,6 +26,8 @@ mod validation;
 mod layer_equivariance;
 
 pub use attention::{AttentionKind, EquivariantAttention, EquivariantAttentionConfig};
-pub use equiformer::{Equiformer, EquiformerConfig, EquiformerInput, EquiformerOutput, NodeInput};
+pub use equiformer::{
+    Equiformer, EquiformerConfig, EquiformerInput, EquiformerOutput, LossGradients, NodeInput,
+};
 pub use error::ModelError;
 pub use so2_convolution::{EdgeFrames, MessagePath};

@@ -155,12 +155,29 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         fiber: &[Tensor<B, 4>],
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 5>> {
+        self.edge_messages_to(fiber, fiber, geometry)
+    }
+
+    /// Messages to a subset of receiving nodes (a chunk of rows) from all nodes.
+    ///
+    /// `geometry` describes the receivers' edges ([`EdgeGeometry::narrow_nodes`]);
+    /// its neighbour indices point into the senders' node axis.
+    ///
+    /// # Shapes
+    /// - `receivers[l]`: `[B, R, 2l+1, C_in(l)]`, `senders[l]`: `[B, N, 2l+1, C_in(l)]`
+    /// - output `[l]`: `[B, R, K, 2l+1, C_out(l)]`
+    pub fn edge_messages_to(
+        &self,
+        receivers: &[Tensor<B, 4>],
+        senders: &[Tensor<B, 4>],
+        geometry: &EdgeGeometry<B>,
+    ) -> Vec<Tensor<B, 5>> {
         let (receivers, senders) = match (&self.to_receiver, &self.to_sender) {
             (Some(receiver), Some(sender)) => (
-                Some(receiver.forward(fiber.to_vec())),
-                sender.forward(fiber.to_vec()),
+                Some(receiver.forward(receivers.to_vec())),
+                sender.forward(senders.to_vec()),
             ),
-            _ => (None, fiber.to_vec()),
+            _ => (None, senders.to_vec()),
         };
         // Edge input per degree: sender features at the neighbour plus receiver features.
         let inputs: Vec<Tensor<B, 5>> = senders
@@ -218,7 +235,21 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
     /// - pooled output `[l]`: `[B, N, 1, 2l+1, C_out(l)]` (slot axis of size 1);
     ///   per-edge output `[l]`: `[B, N, K', 2l+1, C_out(l)]`
     pub fn forward(&self, fiber: &[Tensor<B, 4>], geometry: &EdgeGeometry<B>) -> Vec<Tensor<B, 5>> {
-        let messages = self.edge_messages(fiber, geometry);
+        self.forward_to(fiber, fiber, geometry)
+    }
+
+    /// The full layer for a subset of receiving nodes (see [`Self::edge_messages_to`]).
+    ///
+    /// # Shapes
+    /// - `receivers[l]`: `[B, R, 2l+1, C_in(l)]`, `senders[l]`: `[B, N, 2l+1, C_in(l)]`
+    /// - output as [`Self::forward`] with `R` nodes
+    pub fn forward_to(
+        &self,
+        receivers: &[Tensor<B, 4>],
+        senders: &[Tensor<B, 4>],
+        geometry: &EdgeGeometry<B>,
+    ) -> Vec<Tensor<B, 5>> {
+        let messages = self.edge_messages_to(receivers, senders, geometry);
         let mask = geometry.neighbors.mask.clone();
         let outputs: Vec<Tensor<B, 5>> = if self.pool {
             messages
@@ -236,7 +267,7 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             return outputs;
         };
         let own: Vec<Tensor<B, 5>> = self_interact
-            .forward(fiber.to_vec())
+            .forward(receivers.to_vec())
             .into_iter()
             .map(|t| t.unsqueeze_dim::<5>(2))
             .collect(); // [B, N, 1, 2l+1, C], for the degrees both sides have
