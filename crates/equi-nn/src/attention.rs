@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::geometry::EdgeGeometry;
+use crate::geometry::{by_node_chunks, EdgeGeometry};
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
 };
@@ -237,27 +237,16 @@ impl<B: Backend> EquivariantAttention<B> {
     ) -> Vec<Tensor<B, 4>> {
         let fiber = self.prenorm.forward(fiber);
         let n = fiber[0].dims()[1];
-        let chunk = nodes_per_chunk.unwrap_or(n).max(1);
-        let mut outputs = if chunk >= n {
-            self.attend(&fiber, &fiber, geometry)
-        } else {
-            let mut chunks: Vec<Vec<Tensor<B, 4>>> = vec![Vec::new(); fiber.len()];
-            for start in (0..n).step_by(chunk) {
-                let len = chunk.min(n - start);
-                let receivers: Vec<Tensor<B, 4>> = fiber
-                    .iter()
-                    .map(|t| t.clone().narrow(1, start, len))
-                    .collect();
-                let part = self.attend(&receivers, &fiber, &geometry.narrow_nodes(start, len));
-                for (l, t) in part.into_iter().enumerate() {
-                    chunks[l].push(t);
-                }
+        let mut outputs = by_node_chunks(n, nodes_per_chunk, |start, len| {
+            if len == n {
+                return self.attend(&fiber, &fiber, geometry);
             }
-            chunks
-                .into_iter()
-                .map(|parts| Tensor::cat(parts, 1))
-                .collect()
-        };
+            let receivers: Vec<Tensor<B, 4>> = fiber
+                .iter()
+                .map(|t| t.clone().narrow(1, start, len))
+                .collect();
+            self.attend(&receivers, &fiber, &geometry.narrow_nodes(start, len))
+        });
         if let Some(linear_attention) = &self.linear_attention {
             let scalars = fiber[0].clone().squeeze_dim::<3>(2); // [B, N, C0]
             let global = linear_attention.forward(scalars, geometry.node_mask.clone()); // [B, N, H*D]

@@ -43,7 +43,9 @@ use crate::attention::{AttentionKind, EquivariantAttention, EquivariantAttention
 use crate::edges::{EdgeEmbedding, EdgeEmbeddingConfig};
 use crate::error::ModelError;
 use crate::fiber::{from_public, to_public};
-use crate::geometry::{radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions};
+use crate::geometry::{
+    by_node_chunks, radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions,
+};
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig,
     FeedForward, FeedForwardConfig,
@@ -173,9 +175,10 @@ pub struct EquiformerConfig {
     /// training memory does not grow with `depth`.
     #[config(default = false)]
     pub reversible: bool,
-    /// Attend for at most this many receiving nodes at a time (`None`: all):
-    /// bounds the memory of the per-edge messages when `N K` is large; the
-    /// output is the same.
+    /// Build messages (input projection and every attention block) for at
+    /// most this many receiving nodes at a time (`None`: all): bounds the
+    /// memory of the per-edge tensors when `N K` is large; the output is the
+    /// same.
     #[config(default = "None")]
     pub attention_chunk_size: Option<usize>,
 }
@@ -756,9 +759,18 @@ impl<B: Backend> Equiformer<B> {
             fiber.push(from_public(1, vectors)); // [B, N, 3, C1]
         }
         let geometry = self.geometry(input.coords, mask, input.edges, input.adjacency);
-        let fiber = self
-            .input_projection
-            .forward(&fiber, &geometry)
+        let projected = by_node_chunks(n, self.attention_chunk_size, |start, len| {
+            if len == n {
+                return self.input_projection.forward(&fiber, &geometry);
+            }
+            let receivers: Vec<Tensor<B, 4>> = fiber
+                .iter()
+                .map(|t| t.clone().narrow(1, start, len))
+                .collect();
+            self.input_projection
+                .forward_to(&receivers, &fiber, &geometry.narrow_nodes(start, len))
+        });
+        let fiber = projected
             .into_iter()
             .map(|t| t.squeeze_dim::<4>(2))
             .collect();

@@ -164,6 +164,30 @@ impl<B: Backend> EdgeGeometry<B> {
     }
 }
 
+/// Runs `f(start, len)` on consecutive chunks of at most `nodes_per_chunk`
+/// receiving nodes (all `n` at once for `None`) and concatenates the
+/// per-degree results along the node axis (axis 1).
+pub(crate) fn by_node_chunks<B: Backend, const D: usize>(
+    n: usize,
+    nodes_per_chunk: Option<usize>,
+    mut f: impl FnMut(usize, usize) -> Vec<Tensor<B, D>>,
+) -> Vec<Tensor<B, D>> {
+    let chunk = nodes_per_chunk.unwrap_or(n).max(1);
+    if chunk >= n {
+        return f(0, n);
+    }
+    let mut parts: Vec<Vec<Tensor<B, D>>> = Vec::new();
+    for start in (0..n).step_by(chunk) {
+        for (l, t) in f(start, chunk.min(n - start)).into_iter().enumerate() {
+            if parts.len() <= l {
+                parts.push(Vec::new());
+            }
+            parts[l].push(t);
+        }
+    }
+    parts.into_iter().map(|p| Tensor::cat(p, 1)).collect()
+}
+
 /// The filter degrees `J` coupling `l_in` to `l_out`.
 pub fn path_degrees(l_in: usize, l_out: usize) -> std::ops::RangeInclusive<usize> {
     l_in.abs_diff(l_out)..=l_in + l_out
