@@ -1,10 +1,11 @@
 //! The trained network: an Equiformer or SchNet behind one forward pass on a padded batch.
 
 use burn::module::Module;
-use burn::tensor::backend::Backend;
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use equi_nn::schnet::SchNet;
-use equi_nn::{Equiformer, EquiformerInput};
+use equi_nn::{Equiformer, EquiformerInput, EquiformerOutput};
 
 use crate::config::{ModelChoice, Readout};
 use crate::data::Batch;
@@ -54,35 +55,83 @@ impl<B: Backend> Network<B> {
         batch: &Batch<B>,
         readout: Readout,
     ) -> Result<NetworkOutput<B>, TrainError> {
-        let [graphs, _] = batch.mask.dims();
-        let (total, vectors) = match self {
+        match self {
             Self::Equiformer(model) => {
-                let input = EquiformerInput::tokens(batch.tokens.clone(), batch.positions.clone())
-                    .with_mask(batch.mask.clone());
-                let out = model.forward(input)?;
-                let Some((scalars, vectors)) = out.reduced() else {
-                    return Err(TrainError::Model(
-                        "the Equiformer must have reduce_dim_out = true".into(),
-                    ));
-                };
-                (scalars.sum_dim(1).reshape([graphs]), vectors)
+                let out = model.forward(equiformer_input(batch))?;
+                equiformer_output(out, batch, readout)
             }
             Self::SchNet(model) => {
+                let [graphs, _] = batch.mask.dims();
                 let out = model.forward_checked(
                     batch.atomic_numbers.clone(),
                     batch.positions.clone(),
                     batch.mask.clone(),
                 )?;
-                (out.reshape([graphs]), None)
+                Ok(NetworkOutput {
+                    per_structure: read_out(out.reshape([graphs]), batch, readout),
+                    vectors: None,
+                })
             }
-        };
-        let per_structure = match readout {
-            Readout::Sum => total,
-            Readout::Mean => total / batch.counts.clone(),
-        };
-        Ok(NetworkOutput {
-            per_structure,
-            vectors,
-        })
+        }
+    }
+}
+
+impl<B: AutodiffBackend> Network<B> {
+    /// Forward pass, `loss` on the output, and backward pass: the loss value
+    /// and the gradients of the parameters. An Equiformer with reversible
+    /// blocks recomputes its activations in the backward pass
+    /// ([`Equiformer::forward_backward`]), so memory stays flat in depth.
+    ///
+    /// # Errors
+    /// Inputs the model rejects, and the errors of `loss`.
+    pub fn forward_backward(
+        &self,
+        batch: &Batch<B>,
+        readout: Readout,
+        loss: impl FnOnce(&NetworkOutput<B>) -> Result<Tensor<B, 1>, TrainError>,
+    ) -> Result<(Tensor<B::InnerBackend, 1>, GradientsParams), TrainError> {
+        match self {
+            Self::Equiformer(model) => {
+                let step = model.forward_backward(equiformer_input(batch), |out| {
+                    loss(&equiformer_output(out, batch, readout)?)
+                })?;
+                Ok((step.loss, step.gradients))
+            }
+            Self::SchNet(_) => {
+                let value = loss(&self.forward(batch, readout)?)?;
+                let gradients = GradientsParams::from_grads(value.backward(), self);
+                Ok((value.inner(), gradients))
+            }
+        }
+    }
+}
+
+fn equiformer_input<B: Backend>(batch: &Batch<B>) -> EquiformerInput<B> {
+    EquiformerInput::tokens(batch.tokens.clone(), batch.positions.clone())
+        .with_mask(batch.mask.clone())
+}
+
+fn equiformer_output<B: Backend>(
+    out: EquiformerOutput<B>,
+    batch: &Batch<B>,
+    readout: Readout,
+) -> Result<NetworkOutput<B>, TrainError> {
+    let [graphs, _] = batch.mask.dims();
+    let Some((scalars, vectors)) = out.reduced() else {
+        return Err(TrainError::Model(
+            "the Equiformer must have reduce_dim_out = true".into(),
+        ));
+    };
+    Ok(NetworkOutput {
+        per_structure: read_out(scalars.sum_dim(1).reshape([graphs]), batch, readout),
+        vectors,
+    })
+}
+
+/// The per-structure value from the sum of the per-atom scalars `[B]`.
+fn read_out<B: Backend>(total: Tensor<B, 1>, batch: &Batch<B>, readout: Readout) -> Tensor<B, 1> {
+    match readout {
+        Readout::Sum => total,
+        Readout::Mean => total / batch.counts.clone(),
     }
 }
