@@ -13,8 +13,8 @@ use equi_nn::{EquiformerOutput, ModelError};
 use so3_math::{EquivarianceChecker, Irreps};
 
 use crate::support::{
-    bool_tensor, check, coords, float_tensor, int_tensor, output_irreps, perturbed,
-    rows_for_checker, run_tokens, to_vec, Draw, F64,
+    chain, check, coords, float_tensor, int_tensor, output_irreps, perturbed, rows_for_checker,
+    run_tokens, to_vec, Draw, F64,
 };
 
 type Ad = Autodiff<F64>;
@@ -85,50 +85,6 @@ fn reversible_and_chunked_models_are_equivariant_in_f64() {
             )
             .unwrap();
         assert!(report.max_relative_error < 1e-10, "{config:?}\n{report:?}");
-    }
-}
-
-/// A chain of `n` atoms: bonds between neighbours, bond tokens cycling 1, 2.
-struct Chain {
-    tokens: Vec<i64>,
-    points: Vec<[f64; 3]>,
-    mask: Vec<bool>,
-    adjacency: Vec<bool>,
-    bonds: Vec<i64>,
-}
-
-fn chain(n: usize, padding: usize, seed: u64) -> Chain {
-    let mut draw = Draw::new(seed);
-    let total = n + padding;
-    let mut adjacency = vec![false; total * total];
-    let mut bonds = vec![0; total * total];
-    for i in 1..n {
-        for (a, b) in [(i - 1, i), (i, i - 1)] {
-            adjacency[a * total + b] = true;
-            bonds[a * total + b] = 1 + (i % 2) as i64;
-        }
-    }
-    Chain {
-        tokens: (0..total).map(|_| draw.below(5) as i64).collect(),
-        points: draw.points(total, 1.5),
-        mask: (0..total).map(|i| i < n).collect(),
-        adjacency,
-        bonds,
-    }
-}
-
-impl Chain {
-    /// The model input; `bonds`: with the adjacency and the bond tokens.
-    fn input<B: Backend>(&self, coords: Tensor<B, 3>, bonds: bool) -> EquiformerInput<B> {
-        let n = self.tokens.len();
-        let input = EquiformerInput::tokens(int_tensor(self.tokens.clone(), [1, n]), coords)
-            .with_mask(bool_tensor(self.mask.clone(), [1, n]));
-        if !bonds {
-            return input;
-        }
-        input
-            .with_adjacency(bool_tensor(self.adjacency.clone(), [1, n, n]))
-            .with_edges(int_tensor(self.bonds.clone(), [1, n, n]))
     }
 }
 

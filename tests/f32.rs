@@ -76,6 +76,47 @@ fn reversible_and_chunked_models_are_equivariant_in_f32() {
     }
 }
 
+/// Bond tokens, adjacency (sparse neighbours, bond distances) and global
+/// linear attention keep the f32 tolerance on a bonded chain.
+#[test]
+fn bonded_models_are_equivariant_in_f32() {
+    for kind in [AttentionKind::Mlp, AttentionKind::L2Distance] {
+        let config = readme(MessagePath::So2, kind)
+            .with_num_edge_tokens(Some(3))
+            .with_edge_dim(Some(4))
+            .with_attend_sparse_neighbors(true)
+            .with_num_neighbors(Some(3))
+            .with_num_adj_degrees_embed(Some(3))
+            .with_adj_dim(2)
+            .with_num_linear_attn_heads(2);
+        let model = perturbed(config.init::<F32>(&Default::default()).unwrap(), 5, 0.3);
+        let graph = support::chain(10, 0, 17);
+        let run = |points: &[[f64; 3]], _: &[f64]| {
+            support::rows_for_checker(
+                &model
+                    .forward(graph.input(support::coords(points), true))
+                    .unwrap(),
+            )
+        };
+        let probe = model
+            .forward(graph.input(support::coords(&graph.points), true))
+            .unwrap();
+        assert_eq!(probe.fiber[0].dtype(), DType::F32);
+        let report = so3_math::EquivarianceChecker::default()
+            .with_trials(3)
+            .with_seed(5)
+            .check(
+                &graph.points,
+                &[],
+                &so3_math::Irreps::default(),
+                &support::output_irreps(&probe),
+                run,
+            )
+            .unwrap();
+        assert!(report.max_relative_error < 1e-4, "{kind:?}: {report:?}");
+    }
+}
+
 /// The tensor spherical harmonics and Wigner-D match the f64 reference to 1e-5 in f32.
 #[test]
 fn so3_tensor_paths_match_the_reference_in_f32() {

@@ -227,3 +227,47 @@ pub fn check<B: Backend>(
         .check(&points, &as_features, &input_irreps, &output, run)
         .expect("layouts fit")
 }
+
+/// A chain of `n` atoms: bonds between neighbours, bond tokens cycling 1, 2.
+pub struct Chain {
+    pub tokens: Vec<i64>,
+    pub points: Vec<[f64; 3]>,
+    pub mask: Vec<bool>,
+    pub adjacency: Vec<bool>,
+    pub bonds: Vec<i64>,
+}
+
+pub fn chain(n: usize, padding: usize, seed: u64) -> Chain {
+    let mut draw = Draw::new(seed);
+    let total = n + padding;
+    let mut adjacency = vec![false; total * total];
+    let mut bonds = vec![0; total * total];
+    for i in 1..n {
+        for (a, b) in [(i - 1, i), (i, i - 1)] {
+            adjacency[a * total + b] = true;
+            bonds[a * total + b] = 1 + (i % 2) as i64;
+        }
+    }
+    Chain {
+        tokens: (0..total).map(|_| draw.below(5) as i64).collect(),
+        points: draw.points(total, 1.5),
+        mask: (0..total).map(|i| i < n).collect(),
+        adjacency,
+        bonds,
+    }
+}
+
+impl Chain {
+    /// The model input; `bonds`: with the adjacency and the bond tokens.
+    pub fn input<B: Backend>(&self, coords: Tensor<B, 3>, bonds: bool) -> EquiformerInput<B> {
+        let n = self.tokens.len();
+        let input = EquiformerInput::tokens(int_tensor(self.tokens.clone(), [1, n]), coords)
+            .with_mask(bool_tensor(self.mask.clone(), [1, n]));
+        if !bonds {
+            return input;
+        }
+        input
+            .with_adjacency(bool_tensor(self.adjacency.clone(), [1, n, n]))
+            .with_edges(int_tensor(self.bonds.clone(), [1, n, n]))
+    }
+}

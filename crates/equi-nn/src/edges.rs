@@ -2,6 +2,47 @@
 //!
 //! Both become invariant features of each neighbour slot, appended to the
 //! radial basis that feeds every radial network.
+//!
+//! A molecule with its bonds (the reference's atoms, bonds, coords, mask):
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+//! use equi_nn::{EquiformerConfig, EquiformerInput};
+//!
+//! let device = Default::default();
+//! let model = EquiformerConfig::new(vec![8, 4])
+//!     .with_num_tokens(Some(10))
+//!     .with_heads(vec![2])
+//!     .with_dim_head(vec![4])
+//!     .with_depth(1)
+//!     .with_num_edge_tokens(Some(3)) // no bond, single, double
+//!     .with_edge_dim(Some(4))
+//!     .with_attend_sparse_neighbors(true) // bonded atoms first ...
+//!     .with_num_neighbors(Some(1)) // ... then the nearest other one
+//!     .with_num_adj_degrees_embed(Some(2)) // embed "1 bond" / "2 bonds" apart
+//!     .with_adj_dim(2)
+//!     .init::<NdArray>(&device)?;
+//!
+//! // A chain of four atoms: 0-1 single, 1=2 double, 2-3 single.
+//! let (mut bonds, mut adjacency) = (vec![0i64; 16], vec![false; 16]);
+//! for (i, j, kind) in [(0, 1, 1), (1, 2, 2), (2, 3, 1)] {
+//!     for (a, b) in [(i, j), (j, i)] {
+//!         bonds[a * 4 + b] = kind;
+//!         adjacency[a * 4 + b] = true;
+//!     }
+//! }
+//! let bonds = Tensor::<NdArray, 3, Int>::from_data(TensorData::new(bonds, [1, 4, 4]), &device);
+//! let adjacency =
+//!     Tensor::<NdArray, 3, Bool>::from_data(TensorData::new(adjacency, [1, 4, 4]), &device);
+//! let atoms = Tensor::<NdArray, 2, Int>::from_ints([[6, 6, 8, 7]], &device);
+//! let coords = Tensor::<NdArray, 3>::random([1, 4, 3], Distribution::Default, &device);
+//! let input = EquiformerInput::tokens(atoms, coords)
+//!     .with_edges(bonds)
+//!     .with_adjacency(adjacency);
+//! assert_eq!(model.forward(input)?.type0().dims(), [1, 4, 8]);
+//! # Ok::<(), equi_nn::ModelError>(())
+//! ```
 
 use burn::config::Config;
 use burn::module::Module;

@@ -28,6 +28,34 @@
 //! assert_eq!(type1.expect("degree 1 output").dims(), [1, 4, 3]);
 //! # Ok::<(), equi_nn::ModelError>(())
 //! ```
+//!
+//! Long chains (proteins): global linear attention heads see every residue
+//! besides the nearest neighbours, messages are built for 64 receiving nodes
+//! at a time, and reversible blocks keep training memory flat in depth
+//! ([`Equiformer::forward_backward`]):
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::tensor::{Distribution, Int, Tensor};
+//! use equi_nn::{EquiformerConfig, EquiformerInput};
+//!
+//! let device = Default::default();
+//! let model = EquiformerConfig::new(vec![8, 4])
+//!     .with_num_tokens(Some(21))
+//!     .with_heads(vec![2])
+//!     .with_dim_head(vec![4])
+//!     .with_depth(2)
+//!     .with_num_neighbors(Some(8))
+//!     .with_num_linear_attn_heads(1)
+//!     .with_attention_chunk_size(Some(64))
+//!     .with_reversible(true)
+//!     .init::<NdArray>(&device)?;
+//! let residues = Tensor::<NdArray, 2, Int>::random([1, 150], Distribution::Uniform(0.0, 21.0), &device);
+//! let coords = Tensor::<NdArray, 3>::random([1, 150, 3], Distribution::Normal(0.0, 8.0), &device);
+//! let out = model.forward(EquiformerInput::tokens(residues, coords))?;
+//! assert_eq!(out.type1().expect("degree 1").dims(), [1, 150, 4, 3]);
+//! # Ok::<(), equi_nn::ModelError>(())
+//! ```
 
 mod reversible;
 
