@@ -20,6 +20,7 @@ use crate::layers::{
 use crate::linear_attention::{LinearAttention, LinearAttentionConfig};
 use crate::so2_convolution::MessagePath;
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
+use so3_math::precision::{masked_logit, positive_floor};
 
 /// How attention logits are formed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,10 +370,11 @@ impl<B: Backend> EquivariantAttention<B> {
                 }
                 _ => {
                     let squared = (query - key).square(); // [B, N, K', m, H, D]
+                    let floor = positive_floor(1e-24, squared.dtype());
                     let distance = if l == 0 {
-                        squared.sum_dim(5).clamp_min(1e-24).sqrt()
+                        squared.sum_dim(5).clamp_min(floor).sqrt()
                     } else {
-                        squared.sum_dim(3).clamp_min(1e-24).sqrt().sum_dim(5)
+                        squared.sum_dim(3).clamp_min(floor).sqrt().sum_dim(5)
                     };
                     distance.reshape([batch, n, k, h]) * (-scale)
                 }
@@ -428,6 +430,7 @@ pub(crate) fn masked_softmax<B: Backend>(
 ) -> Tensor<B, 4> {
     let [batch, n, k, h] = logits.dims();
     let mask = mask.clone().unsqueeze_dim::<4>(3).expand([batch, n, k, h]);
-    let attention = softmax(logits.mask_fill(mask.clone().bool_not(), -1e9), 2);
+    let fill = masked_logit(logits.dtype());
+    let attention = softmax(logits.mask_fill(mask.clone().bool_not(), fill), 2);
     attention * mask.float()
 }

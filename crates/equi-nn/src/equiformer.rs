@@ -65,7 +65,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, ElementConversion, Int, Tensor};
 
 use crate::attention::{AttentionKind, EquivariantAttention, EquivariantAttentionConfig};
 use crate::edges::{EdgeEmbedding, EdgeEmbeddingConfig};
@@ -80,6 +80,7 @@ use crate::layers::{
 };
 use crate::so2_convolution::{EdgeFrames, MessagePath};
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
+use so3_math::precision::positive_floor;
 
 pub use reversible::LossGradients;
 
@@ -668,20 +669,23 @@ impl<B: Backend> Equiformer<B> {
         edges: Option<Tensor<B, 3, Int>>,
         adjacency: Option<Tensor<B, 3, Bool>>,
     ) -> EdgeGeometry<B> {
+        let dtype = coords.dtype();
+        // Padded nodes may hold any position (even NaN, which the input checks allow):
+        // pinned to the origin, their masked edges stay finite in every float type
+        // (garbage far away would overflow half precision's squared distances).
+        let [batch, n, _] = coords.dims();
+        let padded = mask
+            .clone()
+            .bool_not()
+            .unsqueeze_dim::<3>(2)
+            .expand([batch, n, 3]);
+        let coords = coords.mask_fill(padded, 0.0);
         let bonded = adjacency
             .clone()
             .filter(|_| self.attend_sparse_neighbors)
             .map(|adjacency| self.edge_embedding.reachable(adjacency));
         let sparse_slots = bonded.as_ref().map_or(0, |bonded| {
-            let most: i64 = bonded
-                .clone()
-                .int()
-                .sum_dim(2)
-                .max()
-                .into_scalar()
-                .to_string()
-                .parse()
-                .unwrap_or(0);
+            let most: i64 = bonded.clone().int().sum_dim(2).max().into_scalar().elem();
             let most = most.max(0) as usize;
             self.max_sparse_neighbors.map_or(most, |cap| most.min(cap))
         });
@@ -697,7 +701,7 @@ impl<B: Backend> Equiformer<B> {
             .clone()
             .square()
             .sum_dim(3)
-            .clamp_min(1e-24)
+            .clamp_min(positive_floor(1e-24, dtype))
             .sqrt(); // [B, N, K, 1]
         let radial_features = radial_basis(
             distance.clone(),

@@ -14,6 +14,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
+use so3_math::precision::positive_floor;
+
 /// Configuration of a [`LinearAttention`].
 #[derive(Config, Debug)]
 pub struct LinearAttentionConfig {
@@ -105,7 +107,9 @@ impl<B: Backend> LinearAttention<B> {
         let summary = k.clone().swap_dims(2, 3).matmul(v); // [B, H, F, D]
         let normaliser = k.sum_dim(2); // [B, H, 1, F]
         let numerator = q.clone().matmul(summary); // [B, H, N, D]
-        let denominator = (q * normaliser).sum_dim(3).clamp_min(1e-12); // [B, H, N, 1]
+        let denominator = (q * normaliser).sum_dim(3); // [B, H, N, 1]
+        let floor = positive_floor(1e-12, denominator.dtype());
+        let denominator = denominator.clamp_min(floor);
         (numerator / denominator)
             .swap_dims(1, 2)
             .reshape([batch, n, h * d])

@@ -1,7 +1,7 @@
 //! Input checks run before a forward pass, so bad input fails with a clear error.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, ElementConversion, Tensor};
 
 use crate::equiformer::{Equiformer, EquiformerInput, NodeInput};
 use crate::error::ModelError;
@@ -44,8 +44,8 @@ pub(crate) fn validate_input<B: Backend>(
         Some(mask) => mask.clone(),
         None => Tensor::full([batch, n], true, &device),
     };
-    let real_per_graph = mask.clone().int().sum_dim(1).min().into_scalar();
-    if real_per_graph.to_string().parse::<i64>().unwrap_or(0) < 1 {
+    let real_per_graph: i64 = mask.clone().int().sum_dim(1).min().into_scalar().elem();
+    if real_per_graph < 1 {
         return Err(ModelError::EmptyGraph(
             "a graph of the batch has no real (unmasked) node".into(),
         ));
@@ -56,9 +56,8 @@ pub(crate) fn validate_input<B: Backend>(
         .clone()
         .is_finite()
         .bool_or(node_mask.clone().bool_not().expand([batch, n, 3]))
-        .all()
-        .into_scalar();
-    if !finite_coords.to_string().parse::<bool>().unwrap_or(false) {
+        .all();
+    if !all_true(finite_coords) {
         return Err(ModelError::NonFinite(
             "coords of a real node contain NaN or infinity".into(),
         ));
@@ -73,19 +72,8 @@ pub(crate) fn validate_input<B: Backend>(
             }
             // Padded nodes may hold any token; clamp them into range before checking.
             let checked = tokens.clone().mask_fill(mask.clone().bool_not(), 0);
-            let low: i64 = checked
-                .clone()
-                .min()
-                .into_scalar()
-                .to_string()
-                .parse()
-                .unwrap_or(-1);
-            let high: i64 = checked
-                .max()
-                .into_scalar()
-                .to_string()
-                .parse()
-                .unwrap_or(i64::MAX);
+            let low: i64 = checked.clone().min().into_scalar().elem();
+            let high: i64 = checked.max().into_scalar().elem();
             if low < 0 || high >= num_tokens as i64 {
                 return Err(ModelError::TokenOutOfRange(format!(
                     "tokens of real nodes span {low}..={high}, the vocabulary is 0..{num_tokens}"
@@ -153,19 +141,8 @@ pub(crate) fn validate_input<B: Backend>(
                 .unsqueeze_dim::<3>(2)
                 .bool_and(mask.clone().unsqueeze_dim::<3>(1));
             let checked = edges.clone().mask_fill(pair_mask.bool_not(), 0);
-            let low: i64 = checked
-                .clone()
-                .min()
-                .into_scalar()
-                .to_string()
-                .parse()
-                .unwrap_or(-1);
-            let high: i64 = checked
-                .max()
-                .into_scalar()
-                .to_string()
-                .parse()
-                .unwrap_or(i64::MAX);
+            let low: i64 = checked.clone().min().into_scalar().elem();
+            let high: i64 = checked.max().into_scalar().elem();
             if low < 0 || high >= num_edge_tokens as i64 {
                 return Err(ModelError::TokenOutOfRange(format!(
                     "edge tokens of real pairs span {low}..={high}, the vocabulary is 0..{num_edge_tokens}"
@@ -222,13 +199,19 @@ fn check_finite<B: Backend>(
     let ok = values
         .is_finite()
         .bool_or(node_mask.bool_not().expand([batch, n, c]))
-        .all()
-        .into_scalar();
-    if ok.to_string().parse::<bool>().unwrap_or(false) {
+        .all();
+    if all_true(ok) {
         Ok(())
     } else {
         Err(ModelError::NonFinite(format!(
             "{name} of a real node contain NaN or infinity"
         )))
     }
+}
+
+/// Whether a one-element result of `all()` is true. Read as an integer: the GPU
+/// backends store booleans as integers, whose text is not `true`/`false`.
+fn all_true<B: Backend>(all: Tensor<B, 1, Bool>) -> bool {
+    let count: i64 = all.int().sum().into_scalar().elem();
+    count > 0
 }

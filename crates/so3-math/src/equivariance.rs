@@ -128,7 +128,8 @@ impl EuclideanTransform {
 /// The worst errors seen over all trials.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EquivarianceReport {
-    /// Largest `|f(g x) - g f(x)|` over all entries and trials.
+    /// Largest `|f(g x) - g f(x)|` over all entries and trials; infinite when
+    /// an output holds a NaN or an infinity (a broken function never passes).
     pub max_abs_error: f64,
     /// `max_abs_error` relative to the largest `|f(x)|` entry (for scale-free tolerances).
     pub max_relative_error: f64,
@@ -250,10 +251,13 @@ impl EquivarianceChecker {
                     expected.len()
                 )));
             }
-            let error = got
-                .iter()
-                .zip(&expected)
-                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let error = if got.iter().chain(&expected).all(|v| v.is_finite()) {
+                got.iter()
+                    .zip(&expected)
+                    .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+            } else {
+                f64::INFINITY
+            };
             report.max_abs_error = report.max_abs_error.max(error);
         }
         report.max_relative_error = report.max_abs_error / scale;
@@ -281,6 +285,21 @@ mod tests {
             )
             .unwrap();
         assert!(report.max_relative_error > 0.1, "{report:?}");
+    }
+
+    #[test]
+    fn non_finite_outputs_never_pass() {
+        let output: Irreps = "1x0".parse().unwrap();
+        let report = EquivarianceChecker::default()
+            .check(
+                &[[1.0, 2.0, 3.0]],
+                &[],
+                &Irreps::default(),
+                &output,
+                |_, _| vec![f64::NAN],
+            )
+            .unwrap();
+        assert_eq!(report.max_relative_error, f64::INFINITY, "{report:?}");
     }
 
     #[test]

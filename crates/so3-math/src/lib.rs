@@ -26,6 +26,7 @@
 pub mod clebsch_gordan;
 pub mod equivariance;
 pub mod irreps;
+pub mod precision;
 pub mod rotation;
 pub mod spherical_harmonics;
 pub mod wigner;

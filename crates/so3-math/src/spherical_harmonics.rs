@@ -25,6 +25,7 @@ use std::ops::{Add, Mul, Sub};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::precision::positive_floor;
 use crate::So3Error;
 
 /// Squared norms below this are treated as the zero vector.
@@ -75,7 +76,8 @@ pub fn spherical_harmonics<B: Backend, const D: usize>(
         )));
     }
     let squared = vectors.clone().square().sum_dim(D - 1); // [..., 1]
-    let unit = vectors / squared.clamp_min(TINY_SQUARED_NORM).sqrt(); // [..., 3]
+    let floor = positive_floor(TINY_SQUARED_NORM, squared.dtype());
+    let unit = vectors / squared.clamp_min(floor).sqrt(); // [..., 3]
     let x = unit.clone().narrow(D - 1, 0, 1);
     let y = unit.clone().narrow(D - 1, 1, 1);
     let z = unit.narrow(D - 1, 2, 1);

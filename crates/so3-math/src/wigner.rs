@@ -27,6 +27,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::clebsch_gordan::clebsch_gordan;
+use crate::precision::positive_floor;
 use crate::rotation::{rotation_from_euler_zyz, RotationMatrix};
 use crate::So3Error;
 
@@ -292,7 +293,8 @@ pub fn rotation_to_z<B: Backend>(vectors: Tensor<B, 2>) -> Result<Tensor<B, 3>, 
         )));
     }
     let squared = vectors.clone().square().sum_dim(1); // [E, 1]
-    let unit = vectors / squared.clamp_min(1e-24).sqrt(); // [E, 3]
+    let floor = positive_floor(1e-24, squared.dtype());
+    let unit = vectors / squared.clamp_min(floor).sqrt(); // [E, 3]
     let z = unit.clone().narrow(1, 2, 1); // [E, 1]
     let upper = z.clone().greater_equal_elem(0.0); // [E, 1]
                                                    // Flip the lower half space to the upper one; undo with a half turn about x.

@@ -5,6 +5,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use so3_math::precision::positive_floor;
+
 use super::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
 };
@@ -80,7 +82,7 @@ impl<B: Backend> FeedForward<B> {
                         .clone()
                         .square()
                         .sum_dim(D - 2)
-                        .clamp_min(1e-24)
+                        .clamp_min(positive_floor(1e-24, higher.dtype()))
                         .sqrt(),
                 );
             }

@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::fiber::broadcast_last;
+use so3_math::precision::positive_floor;
 
 /// Configuration of an [`EquivariantNorm`].
 #[derive(Config, Debug)]
@@ -67,7 +68,8 @@ impl<B: Backend> EquivariantNorm<B> {
                     .sum_dim(D - 1)
                     .reshape(dims)
                     / channels as f64; // [..., 1, 1]
-                let rms = mean_square.clamp_min(self.epsilon * self.epsilon).sqrt();
+                let floor = positive_floor(self.epsilon * self.epsilon, x.dtype());
+                let rms = mean_square.clamp_min(floor).sqrt();
                 x / rms * broadcast_last::<B, D>(scale.val())
             })
             .collect()
