@@ -80,6 +80,11 @@ impl RunConfig {
             t.keep_checkpoints >= 1,
             "must be at least 1",
         )?;
+        positive(
+            "training.devices",
+            t.devices.as_ref().is_none_or(|d| !d.is_empty()),
+            "must name at least one device (leave it out for the default device)",
+        )?;
         let o = &self.optimizer;
         positive(
             "optimizer.lr",

@@ -328,6 +328,10 @@ pub struct TrainingConfig {
     /// How many of the latest checkpoints to keep (default 2); `best.ckpt` is kept apart.
     #[serde(default = "default_keep_checkpoints")]
     pub keep_checkpoints: usize,
+    /// Devices of the backend that share each batch (data parallelism), by index; the first
+    /// holds the model and the optimizer. Default: the backend's default device alone.
+    #[serde(default)]
+    pub devices: Option<Vec<usize>>,
 }
 
 fn default_noise_sigma() -> f64 {

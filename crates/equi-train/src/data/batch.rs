@@ -67,6 +67,65 @@ impl HostBatch {
         g * self.nodes..g * self.nodes + self.counts[g]
     }
 
+    /// The batch cut into at most `parts` batches of consecutive structures, as even in
+    /// size as can be (the first ones take one more), each padded to its own largest
+    /// structure. Fewer parts when there are fewer structures; none of them is empty.
+    pub fn shards(&self, parts: usize) -> Vec<HostBatch> {
+        let parts = parts.clamp(1, self.graphs.max(1));
+        let (size, extra) = (self.graphs / parts, self.graphs % parts);
+        let mut start = 0;
+        (0..parts)
+            .map(|part| {
+                let end = start + size + usize::from(part < extra);
+                let shard = self.graph_range(start..end);
+                start = end;
+                shard
+            })
+            .filter(|shard| shard.graphs > 0)
+            .collect()
+    }
+
+    /// The structures `graphs`, padded to the largest of them.
+    fn graph_range(&self, graphs: std::ops::Range<usize>) -> HostBatch {
+        let counts = self.counts[graphs.clone()].to_vec();
+        let nodes = counts.iter().copied().max().unwrap_or(0);
+        let rows = |values: &[i64]| -> Vec<i64> {
+            graphs
+                .clone()
+                .flat_map(|g| {
+                    values[g * self.nodes..g * self.nodes + nodes]
+                        .iter()
+                        .copied()
+                })
+                .collect()
+        };
+        let vectors = |values: &[f64]| -> Vec<f64> {
+            graphs
+                .clone()
+                .flat_map(|g| values[3 * g * self.nodes..3 * (g * self.nodes + nodes)].iter())
+                .copied()
+                .collect()
+        };
+        HostBatch {
+            graphs: graphs.len(),
+            nodes,
+            tokens: rows(&self.tokens),
+            atomic_numbers: rows(&self.atomic_numbers),
+            positions: vectors(&self.positions),
+            mask: graphs
+                .clone()
+                .flat_map(|g| {
+                    self.mask[g * self.nodes..g * self.nodes + nodes]
+                        .iter()
+                        .copied()
+                })
+                .collect(),
+            counts,
+            scalars: self.scalars.as_ref().map(|s| s[graphs.clone()].to_vec()),
+            vectors: self.vectors.as_deref().map(vectors),
+        }
+    }
+
     /// The tensors of this batch on `device`.
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> Batch<B> {
         let (b, n) = (self.graphs, self.nodes);
@@ -160,5 +219,26 @@ mod tests {
         assert_eq!(to_f64(tensors.counts), vec![2.0, 3.0]);
         let unlabelled = molecule(1, None);
         assert_eq!(HostBatch::new(&[&a, &unlabelled]).scalars, None);
+    }
+
+    #[test]
+    fn shards_are_the_batches_of_their_structures() {
+        let molecules = [
+            molecule(2, Some(1.0)),
+            molecule(3, Some(2.0)),
+            molecule(1, Some(3.0)),
+        ];
+        let all: Vec<&Structure> = molecules.iter().collect();
+        let batch = HostBatch::new(&all);
+        assert_eq!(
+            batch.shards(2),
+            vec![HostBatch::new(&all[..2]), HostBatch::new(&all[2..])]
+        );
+        assert_eq!(
+            batch.shards(3),
+            all.iter().map(|m| HostBatch::new(&[m])).collect::<Vec<_>>()
+        );
+        assert_eq!(batch.shards(5).len(), 3);
+        assert_eq!(batch.shards(1), vec![batch]);
     }
 }

@@ -43,6 +43,25 @@ pub struct Targets<B: Backend> {
     pub vectors: Option<Tensor<B, 3>>,
 }
 
+/// The numbers of structures and of real atoms of a batch, which its loss is divided by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSize {
+    /// Structures.
+    pub structures: usize,
+    /// Real atoms of all structures.
+    pub atoms: usize,
+}
+
+impl BatchSize {
+    /// The size of `host`.
+    pub fn of(host: &HostBatch) -> Self {
+        Self {
+            structures: host.graphs,
+            atoms: host.counts.iter().sum(),
+        }
+    }
+}
+
 /// Predictions of a batch in physical units.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
@@ -197,6 +216,34 @@ impl Task {
         targets: &Targets<B>,
         batch: &Batch<B>,
     ) -> Result<Tensor<B, 1>, TrainError> {
+        self.loss_terms(output, targets, batch, None)
+    }
+
+    /// The share of a shard of a batch in the loss of the whole batch: the loss terms of the
+    /// shard's structures divided by the sizes of the `whole` batch, so that the shares of
+    /// all shards (and their gradients) add up to the loss of the whole batch.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss).
+    pub fn loss_share<B: Backend>(
+        &self,
+        output: &NetworkOutput<B>,
+        targets: &Targets<B>,
+        batch: &Batch<B>,
+        whole: BatchSize,
+    ) -> Result<Tensor<B, 1>, TrainError> {
+        self.loss_terms(output, targets, batch, Some(whole))
+    }
+
+    /// Mean errors over the structures and atoms of `batch`, or sums divided by the sizes
+    /// of `whole`.
+    fn loss_terms<B: Backend>(
+        &self,
+        output: &NetworkOutput<B>,
+        targets: &Targets<B>,
+        batch: &Batch<B>,
+        whole: Option<BatchSize>,
+    ) -> Result<Tensor<B, 1>, TrainError> {
         let missing = |what: &str| TrainError::Dataset(format!("the batch has no {what}"));
         let vector_loss = || -> Result<Tensor<B, 1>, TrainError> {
             let predicted = output
@@ -207,8 +254,15 @@ impl Task {
                 .vectors
                 .clone()
                 .ok_or_else(|| missing("vector labels"))?;
-            let atoms = batch.counts.clone().sum();
-            Ok((predicted - target).square().sum() / (atoms * 3.0))
+            let squares = (predicted - target).square().sum();
+            Ok(match whole {
+                None => squares / (batch.counts.clone().sum() * 3.0),
+                Some(whole) => squares / (3 * whole.atoms) as f64,
+            })
+        };
+        let mean_square = |errors: Tensor<B, 1>| match whole {
+            None => errors.square().mean(),
+            Some(whole) => errors.square().sum() / whole.structures as f64,
         };
         let scalar_error = || -> Result<Tensor<B, 1>, TrainError> {
             let target = targets.scalars.clone().ok_or_else(|| missing("labels"))?;
@@ -216,10 +270,10 @@ impl Task {
         };
         match &self.config {
             TaskConfig::Denoise(_) => vector_loss(),
-            TaskConfig::Property(_) => Ok(scalar_error()?.square().mean()),
+            TaskConfig::Property(_) => Ok(mean_square(scalar_error()?)),
             TaskConfig::EnergyForces(e) => {
                 let per_atom = scalar_error()? / batch.counts.clone();
-                let mut loss = per_atom.square().mean() * e.energy_weight;
+                let mut loss = mean_square(per_atom) * e.energy_weight;
                 if e.forces == ForceSource::Direct && e.forces_weight > 0.0 {
                     loss = loss + vector_loss()? * e.forces_weight;
                 }

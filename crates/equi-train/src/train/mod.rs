@@ -7,6 +7,7 @@
 //! resumed run restarts from the latest readable checkpoint and draws exactly the batches,
 //! crops and noise an uninterrupted run would have drawn.
 
+mod data_parallel;
 mod setup;
 
 use std::path::PathBuf;
@@ -15,13 +16,12 @@ use std::time::Instant;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamConfig, AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, Progress};
 use crate::config::{LoadedConfig, OptimizerKind};
-use crate::data::batch::to_f64;
 use crate::error::TrainError;
 use crate::evaluate::Predictor;
 use crate::history::{write_csv, EpochRecord};
@@ -78,11 +78,14 @@ pub struct TrainReport {
     pub aborted: bool,
 }
 
-/// Trains the model of `loaded` on `device`, calling `observer` after every step.
+/// Trains the model of `loaded` on `device`, calling `observer` after every step. With
+/// `training.devices`, the model and the optimizer live on the first of those devices and
+/// every batch is split across all of them (`device` is not used).
 ///
 /// # Errors
-/// Invalid data, a run folder with checkpoints but no `resume`, unreadable checkpoints, a
-/// model that rejects its input, a diverging loss, files that cannot be written.
+/// Invalid data, devices the backend does not have, a run folder with checkpoints but no
+/// `resume`, unreadable checkpoints, a model that rejects its input, a diverging loss, files
+/// that cannot be written.
 pub fn train<B: AutodiffBackend>(
     loaded: &LoadedConfig,
     device: &B::Device,
@@ -90,6 +93,8 @@ pub fn train<B: AutodiffBackend>(
     observer: &mut dyn FnMut(&StepEvent) -> StepControl,
 ) -> Result<TrainReport, TrainError> {
     let config = &loaded.config;
+    let devices = setup::training_devices::<B>(loaded, device)?;
+    let device = &devices[0];
     let folder = setup::checkpoint_folder(config);
     std::fs::create_dir_all(&folder).map_err(|e| TrainError::file(&folder, e))?;
     let resumed = if options.resume {
@@ -112,6 +117,7 @@ pub fn train<B: AutodiffBackend>(
     let session = Session {
         loaded,
         device: device.clone(),
+        devices,
         data,
         folder,
         options,
@@ -145,6 +151,7 @@ pub fn train<B: AutodiffBackend>(
 struct Session<'a, B: AutodiffBackend> {
     loaded: &'a LoadedConfig,
     device: B::Device,
+    devices: Vec<B::Device>,
     data: RunData,
     folder: PathBuf,
     options: TrainOptions,
@@ -228,11 +235,8 @@ impl<B: AutodiffBackend> Session<'_, B> {
                     &self.device,
                     Rng::derive(seed, Stream::Backend, &[progress.step as u64]).next_u64(),
                 );
-                let batch = host.to_device::<B>(&self.device);
-                let targets = task.targets::<B>(&host, &self.device);
-                let output = network.forward(&batch, task.readout())?;
-                let loss = task.loss(&output, &targets, &batch)?;
-                let loss_value = to_f64(loss.clone()).first().copied().unwrap_or(f64::NAN);
+                let step = data_parallel::step_gradients(&network, task, &host, &self.devices)?;
+                let loss_value = step.loss;
                 if !loss_value.is_finite() {
                     return Err(TrainError::Model(format!(
                         "the training loss is {loss_value} at step {}: lower optimizer.lr or \
@@ -240,8 +244,7 @@ impl<B: AutodiffBackend> Session<'_, B> {
                         progress.step + 1
                     )));
                 }
-                let gradients = GradientsParams::from_grads(loss.backward(), &network);
-                network = optimizer.step(lr, network, gradients);
+                network = optimizer.step(lr, network, step.gradients);
                 progress.step += 1;
                 progress.batch = batch_index + 1;
                 progress.epoch_loss_sum += loss_value;

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::Backend;
+
+use crate::backend;
 use crate::checkpoint::{self, Checkpoint, Progress};
 use crate::config::{LoadedConfig, RunConfig};
 use crate::data::{split, Structure};
@@ -147,5 +150,27 @@ pub fn fresh_progress(seed: u64) -> Progress {
     Progress {
         seed,
         ..Progress::default()
+    }
+}
+
+/// The devices of a run: those `training.devices` names (checked against the backend), or
+/// `default` alone.
+///
+/// # Errors
+/// A device index the backend does not have, as a configuration error.
+pub(super) fn training_devices<B: Backend>(
+    loaded: &LoadedConfig,
+    default: &B::Device,
+) -> Result<Vec<B::Device>, TrainError> {
+    let config = &loaded.config;
+    match &config.training.devices {
+        None => Ok(vec![default.clone()]),
+        Some(indices) => backend::devices::<B>(config.run.backend, indices).map_err(|message| {
+            TrainError::Config {
+                file: loaded.source.clone(),
+                key: "training.devices".into(),
+                message,
+            }
+        }),
     }
 }

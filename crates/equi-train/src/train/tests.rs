@@ -11,9 +11,9 @@ use crate::io::extxyz::{read_extxyz, write_extxyz};
 type B = Autodiff<NdArray>;
 
 /// Runs that compare losses seed Burn's process-wide random generator: one at a time.
-static SEEDED: Mutex<()> = Mutex::new(());
+pub(super) static SEEDED: Mutex<()> = Mutex::new(());
 
-const CONFIG: &str = r#"
+pub(super) const CONFIG: &str = r#"
 [run]
 dir = "run"
 seed = 3
@@ -43,7 +43,7 @@ batch_size = 2
 "#;
 
 /// A folder with 8 training and 4 validation frames of ethanol and `run.toml`.
-fn workspace(config: &str) -> tempfile::TempDir {
+pub(super) fn workspace(config: &str) -> tempfile::TempDir {
     let folder = tempfile::tempdir().expect("temporary folder");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/md");
     for (name, source, count) in [
@@ -58,7 +58,7 @@ fn workspace(config: &str) -> tempfile::TempDir {
     folder
 }
 
-fn load(folder: &Path) -> LoadedConfig {
+pub(super) fn load(folder: &Path) -> LoadedConfig {
     LoadedConfig::from_file(&folder.join("run.toml")).expect("valid configuration")
 }
 
