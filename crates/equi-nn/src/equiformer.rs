@@ -670,16 +670,6 @@ impl<B: Backend> Equiformer<B> {
         adjacency: Option<Tensor<B, 3, Bool>>,
     ) -> EdgeGeometry<B> {
         let dtype = coords.dtype();
-        // Padded nodes may hold any position (even NaN, which the input checks allow):
-        // pinned to the origin, their masked edges stay finite in every float type
-        // (garbage far away would overflow half precision's squared distances).
-        let [batch, n, _] = coords.dims();
-        let padded = mask
-            .clone()
-            .bool_not()
-            .unsqueeze_dim::<3>(2)
-            .expand([batch, n, 3]);
-        let coords = coords.mask_fill(padded, 0.0);
         let bonded = adjacency
             .clone()
             .filter(|_| self.attend_sparse_neighbors)

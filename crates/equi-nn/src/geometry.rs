@@ -34,7 +34,11 @@ impl<B: Backend> NeighborList<B> {
     ///
     /// Padded nodes, coincident atoms and nodes beyond `valid_radius` are
     /// masked; `K = min(num_neighbors + extra_slots, N - 1)`, at least 1 (an
-    /// all-masked slot when `N = 1`). `priority` (bonded pairs) are taken
+    /// all-masked slot when `N = 1`). Padded nodes may hold any position,
+    /// even NaN: they are placed at the origin first, so that their masked
+    /// edges stay finite in every float type (far-away garbage would overflow
+    /// half precision's squared distances, NaN would reach real nodes through
+    /// masked products). `priority` (bonded pairs) are taken
     /// first, nearest first, whatever their distance; `num_neighbors = 0`
     /// keeps only them.
     ///
@@ -49,6 +53,12 @@ impl<B: Backend> NeighborList<B> {
     ) -> Self {
         let [batch, n, _] = coords.dims();
         let device = coords.device();
+        let padded = node_mask
+            .clone()
+            .bool_not()
+            .unsqueeze_dim::<3>(2)
+            .expand([batch, n, 3]);
+        let coords = coords.mask_fill(padded, 0.0);
         let relative_all = coords.clone().unsqueeze_dim::<4>(1) - coords.unsqueeze_dim::<4>(2); // [B, N, N, 3]: x_j - x_i
         let distance = relative_all
             .clone()

@@ -51,17 +51,7 @@ pub(crate) fn validate_input<B: Backend>(
         ));
     }
     let node_mask = mask.clone().unsqueeze_dim::<3>(2); // [B, N, 1]
-    let finite_coords = input
-        .coords
-        .clone()
-        .is_finite()
-        .bool_or(node_mask.clone().bool_not().expand([batch, n, 3]))
-        .all();
-    if !all_true(finite_coords) {
-        return Err(ModelError::NonFinite(
-            "coords of a real node contain NaN or infinity".into(),
-        ));
-    }
+    check_finite(input.coords.clone(), node_mask.clone(), "coords")?;
     match (&input.nodes, spec.num_tokens) {
         (NodeInput::Tokens(tokens), Some(num_tokens)) => {
             if tokens.dims() != [batch, n] {
@@ -212,6 +202,5 @@ fn check_finite<B: Backend>(
 /// Whether a one-element result of `all()` is true. Read as an integer: the GPU
 /// backends store booleans as integers, whose text is not `true`/`false`.
 fn all_true<B: Backend>(all: Tensor<B, 1, Bool>) -> bool {
-    let count: i64 = all.int().sum().into_scalar().elem();
-    count > 0
+    all.int().into_scalar().elem::<i64>() != 0
 }
