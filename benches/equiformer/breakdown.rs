@@ -77,30 +77,21 @@ fn geometry<B: Backend>(
     }
 }
 
-/// Radial outputs of the attention messages on the SO(2) path: per order `m`,
-/// `a_m` (and `b_m` for `m > 0`) for every output degree `>= m` and input channel of degree `>= m`.
-fn so2_radial_outputs(dims_in: &[usize], dims_out: &[usize]) -> usize {
-    let orders = dims_in.len().min(dims_out.len()) - 1;
-    (0..=orders)
-        .map(|m| {
-            (1 + usize::from(m > 0)) * (dims_out.len() - m) * dims_in[m..].iter().sum::<usize>()
-        })
-        .sum()
+/// `values` for each of `degrees` degrees: one value is shared by all.
+fn per_degree(values: &[usize], degrees: usize) -> Vec<usize> {
+    if values.len() == 1 {
+        vec![values[0]; degrees]
+    } else {
+        values.to_vec()
+    }
 }
 
 fn attention_config(config: &EquiformerConfig, edge_features: usize) -> EquivariantAttentionConfig {
     let degrees = config.num_degrees;
-    let per_degree = |v: &[usize]| {
-        if v.len() == 1 {
-            vec![v[0]; degrees]
-        } else {
-            v.to_vec()
-        }
-    };
     EquivariantAttentionConfig::new(
-        per_degree(&config.dim),
-        per_degree(&config.heads),
-        per_degree(&config.dim_head),
+        per_degree(&config.dim, degrees),
+        per_degree(&config.heads, degrees),
+        per_degree(&config.dim_head, degrees),
         edge_features,
     )
     .with_kind(config.attention)
@@ -114,14 +105,10 @@ fn attention_config(config: &EquiformerConfig, edge_features: usize) -> Equivari
 /// (what the attention block's tensor product produces).
 fn message_dims(config: &EquiformerConfig) -> Vec<usize> {
     let degrees = config.num_degrees;
-    let per_degree = |v: &[usize]| {
-        if v.len() == 1 {
-            vec![v[0]; degrees]
-        } else {
-            v.to_vec()
-        }
-    };
-    let (heads, dim_head) = (per_degree(&config.heads), per_degree(&config.dim_head));
+    let (heads, dim_head) = (
+        per_degree(&config.heads, degrees),
+        per_degree(&config.dim_head, degrees),
+    );
     let values: Vec<usize> = heads.iter().zip(&dim_head).map(|(h, d)| h * d).collect();
     match config.attention {
         equi_nn::AttentionKind::Mlp => {
@@ -136,12 +123,7 @@ fn message_dims(config: &EquiformerConfig) -> Vec<usize> {
 
 impl<B: Backend> Components<B> {
     fn new(config: &EquiformerConfig, device: &B::Device) -> Self {
-        let degrees = config.num_degrees;
-        let hidden = if config.dim.len() == 1 {
-            vec![config.dim[0]; degrees]
-        } else {
-            config.dim.clone()
-        };
+        let hidden = per_degree(&config.dim, config.num_degrees);
         let edge_features = config.num_radial_basis + 1;
         let attention = attention_config(config, edge_features);
         let messages =
@@ -150,7 +132,7 @@ impl<B: Backend> Components<B> {
                 .with_pool(false)
                 .with_self_interaction(config.attend_self)
                 .with_message_path(config.message_path);
-        let radial_outputs = so2_radial_outputs(&hidden, &message_dims(config));
+        let radial_outputs = messages.radial_weights();
         let mut randomize = RandomizeZeroWeights {
             draw: RandomRotations::new(7),
             count: 0,

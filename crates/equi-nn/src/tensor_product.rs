@@ -85,8 +85,15 @@ impl DepthwiseTensorProductConfig {
             .then(|| So2Convolution::new(&self.dims_in, &self.dims_out, self.m_max))
     }
 
+    /// Radial weights per edge that the layer's radial network produces, on the
+    /// message path this configuration resolves to.
+    pub fn radial_weights(&self) -> usize {
+        self.so2_convolution()
+            .map_or_else(|| self.so3_radial_weights(), |so2| so2.radial_outputs())
+    }
+
     /// Radial weights needed on the SO(3) path: one per path and input channel.
-    fn radial_outputs(&self) -> usize {
+    fn so3_radial_weights(&self) -> usize {
         let mut total = 0;
         for l_out in 0..self.dims_out.len() {
             for (l_in, &c_in) in self.dims_in.iter().enumerate() {
@@ -103,9 +110,7 @@ impl DepthwiseTensorProductConfig {
         };
         let concatenated = vec![self.dims_in.iter().sum::<usize>(); self.dims_out.len()];
         let so2 = self.so2_convolution();
-        let radial_outputs = so2
-            .as_ref()
-            .map_or_else(|| self.radial_outputs(), So2Convolution::radial_outputs);
+        let radial_outputs = self.radial_weights();
         DepthwiseTensorProduct {
             to_receiver: self
                 .project_xi_xj
