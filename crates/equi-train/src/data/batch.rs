@@ -89,37 +89,15 @@ impl HostBatch {
     fn graph_range(&self, graphs: std::ops::Range<usize>) -> HostBatch {
         let counts = self.counts[graphs.clone()].to_vec();
         let nodes = counts.iter().copied().max().unwrap_or(0);
-        let rows = |values: &[i64]| -> Vec<i64> {
-            graphs
-                .clone()
-                .flat_map(|g| {
-                    values[g * self.nodes..g * self.nodes + nodes]
-                        .iter()
-                        .copied()
-                })
-                .collect()
-        };
-        let vectors = |values: &[f64]| -> Vec<f64> {
-            graphs
-                .clone()
-                .flat_map(|g| values[3 * g * self.nodes..3 * (g * self.nodes + nodes)].iter())
-                .copied()
-                .collect()
-        };
+        let rows = |values: &[i64]| node_rows(values, &graphs, self.nodes, nodes, 1);
+        let vectors = |values: &[f64]| node_rows(values, &graphs, self.nodes, nodes, 3);
         HostBatch {
             graphs: graphs.len(),
             nodes,
             tokens: rows(&self.tokens),
             atomic_numbers: rows(&self.atomic_numbers),
             positions: vectors(&self.positions),
-            mask: graphs
-                .clone()
-                .flat_map(|g| {
-                    self.mask[g * self.nodes..g * self.nodes + nodes]
-                        .iter()
-                        .copied()
-                })
-                .collect(),
+            mask: node_rows(&self.mask, &graphs, self.nodes, nodes, 1),
             counts,
             scalars: self.scalars.as_ref().map(|s| s[graphs.clone()].to_vec()),
             vectors: self.vectors.as_deref().map(vectors),
@@ -184,6 +162,22 @@ pub fn to_f64<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
         .convert::<f64>()
         .into_vec::<f64>()
         .unwrap_or_default()
+}
+
+/// The first `nodes` nodes of each structure of `graphs`, from per-node values laid out
+/// `stride` nodes per structure and `width` values per node.
+fn node_rows<T: Copy>(
+    values: &[T],
+    graphs: &std::ops::Range<usize>,
+    stride: usize,
+    nodes: usize,
+    width: usize,
+) -> Vec<T> {
+    graphs
+        .clone()
+        .flat_map(|g| &values[width * g * stride..width * (g * stride + nodes)])
+        .copied()
+        .collect()
 }
 
 #[cfg(test)]
