@@ -11,6 +11,9 @@
 //! record round trip is exact); `--features wgpu` or `--features cuda` adds the
 //! GPU backends, `--features wgpu` also the half-precision measurements.
 
+#[allow(dead_code)]
+mod support;
+
 mod backends {
     pub mod agreement;
     #[cfg(feature = "wgpu")]

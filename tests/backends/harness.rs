@@ -5,12 +5,13 @@
 
 use burn::backend::ndarray::NdArrayDevice;
 use burn::backend::NdArray;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use equi_nn::{Equiformer, EquiformerConfig, EquiformerInput, EquiformerOutput};
-use so3_math::rotation::RandomRotations;
+
+use crate::support::{perturbed, to_vec, Draw};
 
 /// The record format of the shared weights: full precision, so that loading on a
 /// backend rounds each weight once, to that backend's float type.
@@ -38,52 +39,6 @@ pub fn degree_three() -> EquiformerConfig {
         .with_reduce_dim_out(true)
 }
 
-/// Deterministic standard normal numbers.
-pub struct Draw(RandomRotations);
-
-impl Draw {
-    pub fn new(seed: u64) -> Self {
-        Draw(RandomRotations::new(seed))
-    }
-
-    pub fn normal(&mut self) -> f64 {
-        self.0.next_normal()
-    }
-
-    pub fn values(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.normal()).collect()
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.0.next_uniform() * n as f64) as usize).min(n - 1)
-    }
-}
-
-/// Adds noise of standard deviation `scale` to every float parameter, so that the
-/// layers initialised at zero (residual outputs) take part in the comparison.
-struct Perturb {
-    draw: Draw,
-    scale: f64,
-}
-
-impl<B: Backend> ModuleMapper<B> for Perturb {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let dims = tensor.dims();
-        let noise: Vec<f64> = self
-            .draw
-            .values(tensor.shape().num_elements())
-            .into_iter()
-            .map(|v| v * self.scale)
-            .collect();
-        let noise = Tensor::<B, D>::from_data(
-            TensorData::new(noise, dims).convert::<B::FloatElem>(),
-            &tensor.device(),
-        );
-        Param::from_mapped_value(id, (tensor + noise).detach().require_grad(), mapper)
-    }
-}
-
 /// The reference weights of `config`: drawn on the CPU backend in f32 (seeded),
 /// perturbed, and recorded once.
 pub fn reference_weights(config: &EquiformerConfig, seed: u64) -> Vec<u8> {
@@ -91,11 +46,8 @@ pub fn reference_weights(config: &EquiformerConfig, seed: u64) -> Vec<u8> {
     NdArray::<f32>::seed(&device, seed);
     let model = config
         .init::<NdArray<f32>>(&device)
-        .expect("valid configuration")
-        .map(&mut Perturb {
-            draw: Draw::new(seed),
-            scale: 0.3,
-        });
+        .expect("valid configuration");
+    let model = perturbed(model, seed, 0.3);
     WeightRecorder::default()
         .record(model.into_record(), ())
         .expect("the record encodes")
@@ -190,15 +142,6 @@ impl Graphs {
     }
 }
 
-/// The float values of `tensor`, as f64.
-pub fn numbers<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f64> {
-    tensor
-        .into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .expect("float data")
-}
-
 /// The reduced outputs of a model: `type0 [B, N]` and `type1 [B, N, 3]`, flattened.
 #[derive(Clone, Debug)]
 pub struct Outputs {
@@ -217,8 +160,8 @@ pub fn outputs<B: Backend>(model: &Equiformer<B>, graphs: &Graphs, device: &B::D
         .expect("valid input");
     let (type0, type1) = reduced(&out);
     Outputs {
-        type0: numbers(type0),
-        type1: numbers(type1),
+        type0: to_vec(type0),
+        type1: to_vec(type1),
     }
 }
 
@@ -241,7 +184,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for ParameterGradients<'_, B> {
             param
                 .val()
                 .grad(self.gradients)
-                .map(numbers)
+                .map(to_vec)
                 .unwrap_or_default(),
         );
     }
@@ -276,7 +219,7 @@ pub fn gradients<B: AutodiffBackend>(
     model.visit(&mut visitor);
     Gradients {
         parameters: visitor.found,
-        coords: coords.grad(&found).map(numbers).unwrap_or_default(),
+        coords: coords.grad(&found).map(to_vec).unwrap_or_default(),
     }
 }
 
