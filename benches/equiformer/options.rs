@@ -21,6 +21,7 @@ pub(crate) struct Options {
     pub(crate) rotations: usize,
     pub(crate) skip_bwd: bool,
     pub(crate) message_path: Option<MessagePath>,
+    pub(crate) generic_kernels: bool,
     pub(crate) timeout: Duration,
     pub(crate) rss_limit_mb: f64,
     pub(crate) json: Option<String>,
@@ -46,6 +47,7 @@ options (lists are comma-separated):
   --rotations K         random rotations in the equivariance check (default 3)
   --skip-bwd            forward only
   --message-path P      auto (default), so3 or so2
+  --generic-kernels     SO(2) messages by Burn tensor operations, not the fused CPU kernel
   --timeout S           wall-clock limit of one case in seconds (default 600)
   --rss-limit-gib G     kill a case whose resident memory exceeds G GiB (default 16)
   --json PATH           write all results as JSON
@@ -79,6 +81,7 @@ pub(crate) fn parse_args() -> Options {
         rotations: 3,
         skip_bwd: false,
         message_path: None,
+        generic_kernels: false,
         timeout: Duration::from_secs(600),
         rss_limit_mb: 16.0 * 1024.0,
         json: None,
@@ -119,6 +122,7 @@ pub(crate) fn parse_args() -> Options {
                     other => fail(&format!("bad message path {other:?}")),
                 }
             }
+            "--generic-kernels" => options.generic_kernels = true,
             "--timeout" => options.timeout = Duration::from_secs_f64(parse_number(&value(&arg))),
             "--rss-limit-gib" => options.rss_limit_mb = parse_number::<f64>(&value(&arg)) * 1024.0,
             "--json" => options.json = Some(value(&arg)),

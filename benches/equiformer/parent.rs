@@ -51,6 +51,9 @@ pub(crate) fn run_case(
     if options.skip_bwd {
         command.arg("--skip-bwd");
     }
+    if options.generic_kernels {
+        command.arg("--generic-kernels");
+    }
     if let Some(path) = options.message_path {
         command.args([
             "--message-path",

@@ -97,6 +97,8 @@
 //! # Ok::<(), so3_math::So3Error>(())
 //! ```
 
+use std::sync::Arc;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -106,6 +108,12 @@ use so3_math::{clebsch_gordan, rotation_to_z, spherical_harmonics_f64, wigner_d}
 use crate::geometry::{path_degrees, EdgeGeometry, NeighborList};
 use crate::layers::EquivariantLinear;
 use crate::tensor_product::DepthwiseTensorProduct;
+
+mod host;
+mod kernel;
+
+pub use host::{fused_kernels, set_fused_kernels};
+use kernel::So2Layout;
 
 /// Which implementation builds the messages of a layer.
 ///
@@ -294,9 +302,7 @@ impl So2Convolution {
         mix: &EquivariantLinear<B>,
     ) -> Vec<Tensor<B, 5>> {
         let [batch, n, k, width] = coefficients.dims();
-        let edges = batch * n * k;
-        let device = coefficients.device();
-        let coefficients = coefficients.reshape([edges, width]);
+        let coefficients = coefficients.reshape([batch * n * k, width]);
         let needed = self.dims_in.len().max(self.degrees_out).saturating_sub(1);
         let computed;
         let frames = match geometry.frames.as_ref().filter(|f| f.l_max() >= needed) {
@@ -306,6 +312,98 @@ impl So2Convolution {
                 &computed
             }
         };
+        if let Some(messages) =
+            self.fused_messages(inputs, &coefficients, frames, mix, [batch, n, k])
+        {
+            return messages;
+        }
+        self.generic_messages(inputs, coefficients, frames, mix, [batch, n, k])
+    }
+
+    /// [`Self::edge_messages`] by the fused host kernel, where the backend
+    /// and the layer's sizes allow it ([`host::serves`]).
+    fn fused_messages<B: Backend>(
+        &self,
+        inputs: &[Tensor<B, 5>],
+        coefficients: &Tensor<B, 2>,
+        frames: &EdgeFrames<B>,
+        mix: &EquivariantLinear<B>,
+        [batch, n, k]: [usize; 3],
+    ) -> Option<Vec<Tensor<B, 5>>> {
+        let edges = batch * n * k;
+        let total: usize = self.dims_in.iter().sum();
+        let dims_out: Vec<usize> = mix.weights.iter().map(|w| w.dims()[1]).collect();
+        let frame_degrees = self.dims_in.len().max(self.degrees_out).saturating_sub(1);
+        let fits = edges > 0
+            && frame_degrees >= 1
+            && dims_out.len() == self.degrees_out
+            && mix.weights.iter().all(|w| w.dims()[0] == total)
+            && self.dims_in.iter().chain(&dims_out).all(|&c| c > 0);
+        if !fits || !host::serves::<B>(coefficients.dtype()) {
+            return None;
+        }
+        let layout = Arc::new(So2Layout::new(
+            edges,
+            &self.dims_in,
+            &dims_out,
+            self.orders,
+            frame_degrees,
+        ));
+        let flat = |t: Tensor<B, 3>| {
+            let len = t.shape().num_elements();
+            t.reshape([len])
+        };
+        let packed_inputs = inputs
+            .iter()
+            .enumerate()
+            .map(|(l, x)| flat(x.clone().reshape([edges, 2 * l + 1, self.dims_in[l]])))
+            .collect();
+        let packed_frames = (1..=frame_degrees)
+            .map(|l| flat(frames.wigner[l].clone()))
+            .collect();
+        let packed_weights = mix
+            .weights
+            .iter()
+            .map(|w| flat(w.val().unsqueeze()))
+            .collect();
+        let output = host::run(
+            &layout,
+            [
+                Tensor::cat(packed_inputs, 0),
+                flat(coefficients.clone().unsqueeze()),
+                Tensor::cat(packed_frames, 0),
+                Tensor::cat(packed_weights, 0),
+            ],
+        );
+        Some(
+            dims_out
+                .iter()
+                .enumerate()
+                .map(|(l, &c_out)| {
+                    let (at, len) = layout.output_block(l);
+                    output
+                        .clone()
+                        .narrow(0, at, len)
+                        .reshape([batch, n, k, 2 * l + 1, c_out])
+                })
+                .collect(),
+        )
+    }
+
+    /// [`Self::edge_messages`] by Burn tensor operations (any backend).
+    ///
+    /// # Shapes
+    /// - `coefficients`: `[E, radial_outputs]`, edges flattened from `[B, N, K]`
+    pub(crate) fn generic_messages<B: Backend>(
+        &self,
+        inputs: &[Tensor<B, 5>],
+        coefficients: Tensor<B, 2>,
+        frames: &EdgeFrames<B>,
+        mix: &EquivariantLinear<B>,
+        [batch, n, k]: [usize; 3],
+    ) -> Vec<Tensor<B, 5>> {
+        let edges = batch * n * k;
+        let device = coefficients.device();
         let orders = self.orders;
         // Edge-frame inputs: rows by order (0, +1, -1, ...), all input channels concatenated.
         let frame_inputs: Vec<Tensor<B, 3>> = inputs

@@ -63,7 +63,7 @@ pub struct DepthwiseTensorProduct<B: Backend> {
     to_receiver: Option<EquivariantLinear<B>>,
     to_sender: Option<EquivariantLinear<B>>,
     pub(crate) radial: RadialMlp<B>,
-    mix: EquivariantLinear<B>,
+    pub(crate) mix: EquivariantLinear<B>,
     self_interact: Option<EquivariantLinear<B>>,
     to_out: Option<EquivariantLinear<B>>,
     pub(crate) dims_in: Vec<usize>,

@@ -343,3 +343,130 @@ fn message_path_resolves_serialises_and_rejects_m_max_on_so3() {
     let so3 = config.with_message_path(Some(MessagePath::So3));
     assert!(so3.init::<F64>(&Default::default()).is_err());
 }
+
+/// Outputs and every gradient (coordinates through the frames, edge inputs,
+/// radial coefficients, mixing weights) of one SO(2) message call, fused or
+/// by tensor operations, flattened in that order.
+fn message_call<B: burn::tensor::backend::AutodiffBackend>(
+    layer: &DepthwiseTensorProduct<B>,
+    points: &[[f64; 3]],
+    fused: bool,
+) -> Vec<f64> {
+    let so2 = layer.so2.as_ref().expect("an SO(2)-path layer");
+    let n = points.len();
+    let l_max = layer.dims_in.len().max(layer.dims_out.len()) - 1;
+    let coords =
+        tensor::<B, 3>(points.iter().flatten().copied().collect(), [1, n, 3]).require_grad();
+    let geometry = geometry(coords.clone(), l_max);
+    let [b, _, k, _] = geometry.neighbors.relative.dims();
+    let edges = b * n * k;
+    let inputs: Vec<Tensor<B, 5>> = layer
+        .dims_in
+        .iter()
+        .enumerate()
+        .map(|(l, &c)| {
+            let shape = [b, n, k, 2 * l + 1, c];
+            tensor::<B, 5>(normals(edges * (2 * l + 1) * c, 11 + l as u64), shape).require_grad()
+        })
+        .collect();
+    let width = so2.radial_outputs();
+    let coefficients = tensor::<B, 2>(normals(edges * width, 5), [edges, width]).require_grad();
+    let frames = geometry.frames.as_ref().expect("frames");
+    let out = if fused {
+        so2.fused_messages(&inputs, &coefficients, frames, &layer.mix, [b, n, k])
+            .expect("the fused kernel serves Autodiff<NdArray>")
+    } else {
+        so2.generic_messages(&inputs, coefficients.clone(), frames, &layer.mix, [b, n, k])
+    };
+    let mut all = Vec::new();
+    let mut loss = Tensor::<B, 1>::zeros([1], &Default::default());
+    for t in out {
+        let weights = t.clone().ones_like().cumsum(4).sin().detach();
+        loss = loss + (t.clone() * weights).sum();
+        all.extend(to_vec(t));
+    }
+    let grads = loss.backward();
+    all.extend(to_vec(
+        coords.grad(&grads).expect("coordinates require grad"),
+    ));
+    for input in &inputs {
+        all.extend(to_vec(input.grad(&grads).expect("inputs require grad")));
+    }
+    all.extend(to_vec(
+        coefficients
+            .grad(&grads)
+            .expect("coefficients require grad"),
+    ));
+    for w in &layer.mix.weights {
+        all.extend(to_vec(w.val().grad(&grads).expect("weights require grad")));
+    }
+    all
+}
+
+/// Largest difference relative to the largest entry of `reference`.
+fn relative_difference(reference: &[f64], got: &[f64]) -> f64 {
+    assert_eq!(reference.len(), got.len());
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let error = reference
+        .iter()
+        .zip(got)
+        .map(|(a, b)| {
+            if b.is_finite() {
+                (a - b).abs()
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max);
+    error / scale
+}
+
+#[test]
+fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
+    // A coincident atom adds a masked zero-length edge.
+    let points: Vec<[f64; 3]> = POLES.iter().copied().chain([[0.0, 0.0, 1.3]]).collect();
+    let wide: (&[usize], &[usize], Option<usize>) = (&[9, 5, 3], &[7, 4, 6], None);
+    for (dims_in, dims_out, m_max) in LAYERS.into_iter().chain([wide]) {
+        let layer = layer::<Grad>(dims_in, dims_out, MessagePath::So2, m_max);
+        let reference = message_call(&layer, &points, false);
+        let fused = message_call(&layer, &points, true);
+        let error = relative_difference(&reference, &fused);
+        assert!(
+            error < 1e-12,
+            "{dims_in:?} -> {dims_out:?}, m_max {m_max:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn fused_kernel_matches_the_tensor_operations_without_autodiff() {
+    let points: Vec<[f64; 3]> = POLES.to_vec();
+    let (dims_in, dims_out) = ([3, 2, 2, 1], [2, 3, 1]);
+    let layer = layer::<F64>(&dims_in, &dims_out, MessagePath::So2, None);
+    let so2 = layer.so2.as_ref().expect("an SO(2)-path layer");
+    let n = points.len();
+    let coords = tensor::<F64, 3>(points.iter().flatten().copied().collect(), [1, n, 3]);
+    let geometry = geometry(coords, 3);
+    let [b, _, k, _] = geometry.neighbors.relative.dims();
+    let edges = b * n * k;
+    let inputs: Vec<Tensor<F64, 5>> = dims_in
+        .iter()
+        .enumerate()
+        .map(|(l, &c)| {
+            tensor(
+                normals(edges * (2 * l + 1) * c, 3 + l as u64),
+                [b, n, k, 2 * l + 1, c],
+            )
+        })
+        .collect();
+    let width = so2.radial_outputs();
+    let coefficients = tensor::<F64, 2>(normals(edges * width, 2), [edges, width]);
+    let frames = geometry.frames.as_ref().expect("frames");
+    let flatten = |out: Vec<Tensor<F64, 5>>| out.into_iter().flat_map(to_vec).collect::<Vec<f64>>();
+    let fused = so2
+        .fused_messages(&inputs, &coefficients, frames, &layer.mix, [b, n, k])
+        .expect("the fused kernel serves NdArray<f64>");
+    let reference = so2.generic_messages(&inputs, coefficients, frames, &layer.mix, [b, n, k]);
+    let error = relative_difference(&flatten(reference), &flatten(fused));
+    assert!(error < 1e-13, "{error}");
+}

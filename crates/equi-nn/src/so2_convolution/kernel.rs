@@ -1,0 +1,723 @@
+//! The SO(2) messages as one pass per edge on the host: rotate into the edge
+//! frame, multiply matching orders by the radial coefficients, mix channels,
+//! rotate back, and the exact backward of all four steps.
+//!
+//! The generic path ([`super::So2Convolution::edge_messages`]) expresses the
+//! same computation as about a dozen tensor operations per order and degree,
+//! each a pass over an edge-sized tensor with a short last axis; here each
+//! edge's small matrices stay in cache and the edges are split among threads.
+//!
+//! All tensors are flat, edge-major within blocks (see [`So2Layout`]):
+//! - inputs: per input degree `l`, a block `[E, 2l+1, C_in(l)]`;
+//! - coefficients: `[E, W]` in the layout of [`super::So2Convolution`];
+//! - frames: per degree `l = 1..=L`, a block `[E, 2l+1, 2l+1]` (rows by order
+//!   `0, +1, -1, ...`, columns `m + l`);
+//! - weights: per output degree `l`, the mixing matrix `[C_total, C_out(l)]`;
+//! - outputs: per output degree `l`, a block `[E, 2l+1, C_out(l)]`.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Mul, Neg, Sub};
+
+use rayon::prelude::*;
+
+/// The float types the kernel runs in.
+pub(crate) trait Real:
+    Copy
+    + Default
+    + Debug
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+{
+}
+
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// Edges per task: large enough to amortise the scratch buffers, small
+/// enough that two threads share the work evenly.
+const EDGES_PER_TASK: usize = 256;
+
+/// Sizes and offsets of the flat tensors of one SO(2) message layer.
+#[derive(Clone, Debug)]
+pub(crate) struct So2Layout {
+    edges: usize,
+    dims_in: Vec<usize>,
+    dims_out: Vec<usize>,
+    /// Orders `|m| <= orders` kept in the edge frame.
+    orders: usize,
+    /// Frames are given for degrees `1..=frame_degrees`.
+    frame_degrees: usize,
+    /// First concatenated channel of degree `l` (and of order `m = l`); last entry the total.
+    channel_start: Vec<usize>,
+    /// Offset of the radial coefficients of order `m` within an edge's row.
+    order_base: Vec<usize>,
+    coefficients: usize,
+    input_blocks: Vec<usize>,
+    frame_blocks: Vec<usize>,
+    weight_blocks: Vec<usize>,
+    output_blocks: Vec<usize>,
+}
+
+/// Offsets of consecutive blocks of the given sizes, and their total.
+fn offsets(sizes: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut at = vec![0];
+    for size in sizes {
+        at.push(at.last().copied().unwrap_or(0) + size);
+    }
+    at
+}
+
+impl So2Layout {
+    /// The layout for `edges` edges, `dims_in -> dims_out` channels, orders
+    /// up to `orders`, frames up to degree `frame_degrees` and `coefficients`
+    /// radial coefficients per edge (as [`super::So2Convolution::radial_outputs`]).
+    pub(crate) fn new(
+        edges: usize,
+        dims_in: &[usize],
+        dims_out: &[usize],
+        orders: usize,
+        frame_degrees: usize,
+    ) -> Self {
+        let channel_start = offsets(dims_in.iter().copied());
+        let total = *channel_start.last().unwrap_or(&0);
+        let order_width =
+            |m: usize| (1 + usize::from(m > 0)) * (dims_out.len() - m) * (total - channel_start[m]);
+        let order_base = offsets((0..=orders).map(order_width));
+        let coefficients = *order_base.last().unwrap_or(&0);
+        let input_blocks = offsets(
+            dims_in
+                .iter()
+                .enumerate()
+                .map(|(l, c)| edges * (2 * l + 1) * c),
+        );
+        let frame_blocks = offsets((0..=frame_degrees).map(|l| {
+            if l == 0 {
+                0
+            } else {
+                edges * (2 * l + 1) * (2 * l + 1)
+            }
+        }));
+        let weight_blocks = offsets(dims_out.iter().map(|c| total * c));
+        let output_blocks = offsets(
+            dims_out
+                .iter()
+                .enumerate()
+                .map(|(l, c)| edges * (2 * l + 1) * c),
+        );
+        So2Layout {
+            edges,
+            dims_in: dims_in.to_vec(),
+            dims_out: dims_out.to_vec(),
+            orders,
+            frame_degrees,
+            channel_start,
+            order_base,
+            coefficients,
+            input_blocks,
+            frame_blocks,
+            weight_blocks,
+            output_blocks,
+        }
+    }
+
+    /// Length of the flat inputs.
+    pub(crate) fn input_len(&self) -> usize {
+        *self.input_blocks.last().unwrap_or(&0)
+    }
+
+    /// Length of the flat coefficients.
+    pub(crate) fn coefficient_len(&self) -> usize {
+        self.edges * self.coefficients
+    }
+
+    /// Length of the flat frames.
+    pub(crate) fn frame_len(&self) -> usize {
+        *self.frame_blocks.last().unwrap_or(&0)
+    }
+
+    /// Length of the flat mixing weights.
+    pub(crate) fn weight_len(&self) -> usize {
+        *self.weight_blocks.last().unwrap_or(&0)
+    }
+
+    /// Length of the flat outputs.
+    pub(crate) fn output_len(&self) -> usize {
+        *self.output_blocks.last().unwrap_or(&0)
+    }
+
+    /// Offset and length of output degree `l`'s block.
+    pub(crate) fn output_block(&self, l: usize) -> (usize, usize) {
+        let at = self.output_blocks[l];
+        (at, self.output_blocks[l + 1] - at)
+    }
+
+    fn channels(&self) -> usize {
+        *self.channel_start.last().unwrap_or(&0)
+    }
+
+    /// Rows kept in the edge frame for degree `l`: orders up to `min(l, orders)`.
+    fn rows(&self, l: usize) -> usize {
+        2 * l.min(self.orders) + 1
+    }
+
+    /// Per-edge sizes of the input, frame and output blocks.
+    fn input_strides(&self) -> Vec<usize> {
+        self.dims_in
+            .iter()
+            .enumerate()
+            .map(|(l, c)| (2 * l + 1) * c)
+            .collect()
+    }
+
+    fn frame_strides(&self) -> Vec<usize> {
+        (0..=self.frame_degrees)
+            .map(|l| if l == 0 { 0 } else { (2 * l + 1) * (2 * l + 1) })
+            .collect()
+    }
+
+    fn output_strides(&self) -> Vec<usize> {
+        self.dims_out
+            .iter()
+            .enumerate()
+            .map(|(l, c)| (2 * l + 1) * c)
+            .collect()
+    }
+
+    /// Index of `a_m` (or `b_m` with `sine`) of output degree `l_out` at
+    /// channel `t` (counted from the first channel of order `m`).
+    fn coefficient(&self, m: usize, sine: bool, l_out: usize, t: usize) -> usize {
+        let width = self.channels() - self.channel_start[m];
+        let degrees = self.dims_out.len() - m;
+        self.order_base[m] + (usize::from(sine) * degrees + l_out - m) * width + t
+    }
+
+    /// Edge ranges of the parallel tasks.
+    fn tasks(&self) -> Vec<(usize, usize)> {
+        (0..self.edges)
+            .step_by(EDGES_PER_TASK)
+            .map(|start| (start, (start + EDGES_PER_TASK).min(self.edges)))
+            .collect()
+    }
+}
+
+/// The flat inputs of one layer call.
+#[derive(Clone, Debug)]
+pub(crate) struct So2Inputs<F> {
+    pub(crate) inputs: Vec<F>,
+    pub(crate) coefficients: Vec<F>,
+    pub(crate) frames: Vec<F>,
+    pub(crate) weights: Vec<F>,
+}
+
+impl<F> So2Inputs<F> {
+    /// Panics unless the lengths are those of `layout` (the caller packed them).
+    fn check(&self, layout: &So2Layout) {
+        let lengths = [
+            self.inputs.len(),
+            self.coefficients.len(),
+            self.frames.len(),
+            self.weights.len(),
+        ];
+        let expected = [
+            layout.input_len(),
+            layout.coefficient_len(),
+            layout.frame_len(),
+            layout.weight_len(),
+        ];
+        assert_eq!(
+            lengths, expected,
+            "flat SO(2) inputs do not match their layout"
+        );
+    }
+}
+
+/// Which gradients the backward pass computes (inputs, coefficients, frames, weights).
+pub(crate) type Wanted = [bool; 4];
+
+/// Gradients of the flat inputs, `None` where not wanted.
+#[derive(Debug, Default)]
+pub(crate) struct So2Gradients<F> {
+    pub(crate) inputs: Option<Vec<F>>,
+    pub(crate) coefficients: Option<Vec<F>>,
+    pub(crate) frames: Option<Vec<F>>,
+    pub(crate) weights: Option<Vec<F>>,
+}
+
+/// One edge's view of a set of edge-major blocks.
+struct EdgeBlocks<'a, F> {
+    blocks: Vec<&'a [F]>,
+    strides: &'a [usize],
+}
+
+impl<'a, F> EdgeBlocks<'a, F> {
+    fn new(data: &'a [F], offsets: &[usize], strides: &'a [usize]) -> Self {
+        let blocks = strides
+            .iter()
+            .enumerate()
+            .map(|(l, _)| &data[offsets[l]..offsets[l + 1]])
+            .collect();
+        EdgeBlocks { blocks, strides }
+    }
+
+    /// Block `l` of edge `e`.
+    fn at(&self, l: usize, e: usize) -> &'a [F] {
+        let s = self.strides[l];
+        &self.blocks[l][e * s..(e + 1) * s]
+    }
+}
+
+/// Splits edge-major blocks of `data` into per-task mutable pieces: entry
+/// `task` holds, for every block, the rows of that task's edges.
+fn split_tasks<'a, F>(
+    mut data: &'a mut [F],
+    offsets: &[usize],
+    strides: &[usize],
+    tasks: &[(usize, usize)],
+) -> Vec<Vec<&'a mut [F]>> {
+    let mut per_task: Vec<Vec<&'a mut [F]>> = tasks.iter().map(|_| Vec::new()).collect();
+    for (l, &stride) in strides.iter().enumerate() {
+        let (block, rest) = std::mem::take(&mut data).split_at_mut(offsets[l + 1] - offsets[l]);
+        data = rest;
+        let mut block = block;
+        for (task, &(start, end)) in tasks.iter().enumerate() {
+            let (piece, rest) = std::mem::take(&mut block).split_at_mut((end - start) * stride);
+            block = rest;
+            per_task[task].push(piece);
+        }
+    }
+    per_task
+}
+
+/// Scratch space of one task.
+struct Scratch<F> {
+    /// Edge-frame inputs `[2M+1, C_total]` (rows by order).
+    frame: Vec<F>,
+    /// Their gradient.
+    frame_grad: Vec<F>,
+    /// Products of one output degree `[2M+1, C_total]` (order `m` rows start at channel `start_m`).
+    products: Vec<F>,
+    /// Their gradient.
+    products_grad: Vec<F>,
+    /// Mixed messages of one output degree in the edge frame `[2M+1, C_out]`.
+    mixed: Vec<F>,
+    /// Their gradient.
+    mixed_grad: Vec<F>,
+}
+
+impl<F: Real> Scratch<F> {
+    fn new(layout: &So2Layout) -> Self {
+        let rows = 2 * layout.orders + 1;
+        let frame = vec![F::default(); rows * layout.channels()];
+        let widest = layout.dims_out.iter().copied().max().unwrap_or(0);
+        Scratch {
+            frame_grad: frame.clone(),
+            products: frame.clone(),
+            products_grad: frame.clone(),
+            frame,
+            mixed: vec![F::default(); rows * widest],
+            mixed_grad: vec![F::default(); rows * widest],
+        }
+    }
+}
+
+/// `y += a * x`, elementwise.
+#[inline]
+fn axpy<F: Real>(y: &mut [F], a: F, x: &[F]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `sum x * y`, in eight interleaved partial sums (so that it vectorises).
+#[inline]
+fn dot<F: Real>(x: &[F], y: &[F]) -> F {
+    let n = x.len().min(y.len());
+    let mut lanes = [F::default(); 8];
+    let split = n - n % 8;
+    for (x, y) in x[..split].chunks_exact(8).zip(y[..split].chunks_exact(8)) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let mut sum = lanes.iter().fold(F::default(), |acc, &v| acc + v);
+    for k in split..n {
+        sum += x[k] * y[k];
+    }
+    sum
+}
+
+/// Rotates edge `e`'s inputs into its frame: `frame[r, start_l + c] = sum_j D_l[r, j] x_l[j, c]`.
+fn rotate_in<F: Real>(
+    layout: &So2Layout,
+    inputs: &EdgeBlocks<'_, F>,
+    frames: &EdgeBlocks<'_, F>,
+    e: usize,
+    frame: &mut [F],
+) {
+    let total = layout.channels();
+    frame.iter_mut().for_each(|v| *v = F::default());
+    for (l, &c) in layout.dims_in.iter().enumerate() {
+        let x = inputs.at(l, e);
+        let start = layout.channel_start[l];
+        if l == 0 {
+            frame[start..start + c].copy_from_slice(x);
+            continue;
+        }
+        let d = frames.at(l, e);
+        let width = 2 * l + 1;
+        for r in 0..layout.rows(l) {
+            let row = &mut frame[r * total + start..r * total + start + c];
+            for j in 0..width {
+                axpy(row, d[r * width + j], &x[j * c..(j + 1) * c]);
+            }
+        }
+    }
+}
+
+/// Products of output degree `l_out` with its radial coefficients, row by
+/// row of the edge frame: `products[r, t]` for the channels `t` of row `r`'s order.
+fn products<F: Real>(
+    layout: &So2Layout,
+    l_out: usize,
+    coefficients: &[F],
+    frame: &[F],
+    out: &mut [F],
+) {
+    let total = layout.channels();
+    for r in 0..layout.rows(l_out) {
+        let m = order_of_row(r);
+        let start = layout.channel_start[m];
+        let width = total - start;
+        let row = &mut out[r * total + start..(r + 1) * total];
+        let a = &coefficients[layout.coefficient(m, false, l_out, 0)..][..width];
+        if m == 0 {
+            let x = &frame[start..total];
+            for t in 0..width {
+                row[t] = a[t] * x[t];
+            }
+            continue;
+        }
+        let b = &coefficients[layout.coefficient(m, true, l_out, 0)..][..width];
+        let plus = &frame[(2 * m - 1) * total + start..2 * m * total];
+        let minus = &frame[2 * m * total + start..(2 * m + 1) * total];
+        if r % 2 == 1 {
+            for t in 0..width {
+                row[t] = a[t] * plus[t] - b[t] * minus[t];
+            }
+        } else {
+            for t in 0..width {
+                row[t] = b[t] * plus[t] + a[t] * minus[t];
+            }
+        }
+    }
+}
+
+/// Channel mixing in the edge frame: `mixed[r, :] = sum_t products[r, t] W[t, :]`.
+fn mix<F: Real>(layout: &So2Layout, l_out: usize, weight: &[F], products: &[F], mixed: &mut [F]) {
+    let total = layout.channels();
+    let c_out = layout.dims_out[l_out];
+    for r in 0..layout.rows(l_out) {
+        let start = layout.channel_start[order_of_row(r)];
+        let row = &mut mixed[r * c_out..(r + 1) * c_out];
+        row.iter_mut().for_each(|v| *v = F::default());
+        for t in start..total {
+            axpy(
+                row,
+                products[r * total + t],
+                &weight[t * c_out..(t + 1) * c_out],
+            );
+        }
+    }
+}
+
+/// The messages of every edge.
+pub(crate) fn forward<F: Real>(layout: &So2Layout, data: &So2Inputs<F>) -> Vec<F> {
+    data.check(layout);
+    let mut output = vec![F::default(); layout.output_len()];
+    let tasks = layout.tasks();
+    let (in_strides, frame_strides, out_strides) = (
+        layout.input_strides(),
+        layout.frame_strides(),
+        layout.output_strides(),
+    );
+    let inputs = EdgeBlocks::new(&data.inputs, &layout.input_blocks, &in_strides);
+    let frames = EdgeBlocks::new(&data.frames, &layout.frame_blocks, &frame_strides);
+    let pieces = split_tasks(&mut output, &layout.output_blocks, &out_strides, &tasks);
+    pieces
+        .into_par_iter()
+        .zip(tasks.par_iter())
+        .for_each(|(mut outputs, &(start, end))| {
+            let mut scratch = Scratch::new(layout);
+            for e in start..end {
+                let coefficients =
+                    &data.coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
+                rotate_in(layout, &inputs, &frames, e, &mut scratch.frame);
+                for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
+                    let weight =
+                        &data.weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+                    products(
+                        layout,
+                        l_out,
+                        coefficients,
+                        &scratch.frame,
+                        &mut scratch.products,
+                    );
+                    mix(layout, l_out, weight, &scratch.products, &mut scratch.mixed);
+                    let width = 2 * l_out + 1;
+                    let out = &mut outputs[l_out]
+                        [(e - start) * width * c_out..(e - start + 1) * width * c_out];
+                    if l_out == 0 {
+                        out.copy_from_slice(&scratch.mixed[..c_out]);
+                        continue;
+                    }
+                    // out[j, :] = sum_r D[r, j] mixed[r, :]
+                    let d = frames.at(l_out, e);
+                    out.iter_mut().for_each(|v| *v = F::default());
+                    for r in 0..layout.rows(l_out) {
+                        let row = &scratch.mixed[r * c_out..(r + 1) * c_out];
+                        for j in 0..width {
+                            axpy(&mut out[j * c_out..(j + 1) * c_out], d[r * width + j], row);
+                        }
+                    }
+                }
+            }
+        });
+    output
+}
+
+/// Gradients of the flat inputs given the gradient of the flat outputs.
+pub(crate) fn backward<F: Real>(
+    layout: &So2Layout,
+    data: &So2Inputs<F>,
+    output_grad: &[F],
+    wanted: Wanted,
+) -> So2Gradients<F> {
+    data.check(layout);
+    assert_eq!(
+        output_grad.len(),
+        layout.output_len(),
+        "output gradient length"
+    );
+    let [want_inputs, want_coefficients, want_frames, want_weights] = wanted;
+    let tasks = layout.tasks();
+    let (in_strides, frame_strides, out_strides) = (
+        layout.input_strides(),
+        layout.frame_strides(),
+        layout.output_strides(),
+    );
+    let inputs = EdgeBlocks::new(&data.inputs, &layout.input_blocks, &in_strides);
+    let frames = EdgeBlocks::new(&data.frames, &layout.frame_blocks, &frame_strides);
+    let grads_out = EdgeBlocks::new(output_grad, &layout.output_blocks, &out_strides);
+    let total = layout.channels();
+
+    // Unwanted gradients get empty buffers, split into empty pieces.
+    let blocks = |wanted: bool, offsets: &[usize], strides: &[usize]| {
+        if wanted {
+            (offsets.to_vec(), strides.to_vec())
+        } else {
+            (vec![0; offsets.len()], vec![0; strides.len()])
+        }
+    };
+    let (input_offsets, input_strides) = blocks(want_inputs, &layout.input_blocks, &in_strides);
+    let (coefficient_offsets, coefficient_strides) = blocks(
+        want_coefficients,
+        &[0, layout.coefficient_len()],
+        &[layout.coefficients],
+    );
+    let (frame_offsets, frame_grad_strides) =
+        blocks(want_frames, &layout.frame_blocks, &frame_strides);
+    let zeros = |offsets: &[usize]| vec![F::default(); offsets.last().copied().unwrap_or(0)];
+    let mut input_grad = zeros(&input_offsets);
+    let mut coefficient_grad = zeros(&coefficient_offsets);
+    let mut frame_grad = zeros(&frame_offsets);
+    let input_pieces = split_tasks(&mut input_grad, &input_offsets, &input_strides, &tasks);
+    let coefficient_pieces = split_tasks(
+        &mut coefficient_grad,
+        &coefficient_offsets,
+        &coefficient_strides,
+        &tasks,
+    );
+    let frame_pieces = split_tasks(&mut frame_grad, &frame_offsets, &frame_grad_strides, &tasks);
+
+    let weight_grad = input_pieces
+        .into_par_iter()
+        .zip(coefficient_pieces)
+        .zip(frame_pieces)
+        .zip(tasks.par_iter())
+        .map(|(((mut dx, mut dcoef), mut dframes), &(start, end))| {
+            let mut scratch = Scratch::new(layout);
+            let mut dweights =
+                vec![F::default(); if want_weights { layout.weight_len() } else { 0 }];
+            for e in start..end {
+                let local = e - start;
+                let coefficients =
+                    &data.coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
+                rotate_in(layout, &inputs, &frames, e, &mut scratch.frame);
+                scratch
+                    .frame_grad
+                    .iter_mut()
+                    .for_each(|v| *v = F::default());
+                for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
+                    let weight =
+                        &data.weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+                    let rows = layout.rows(l_out);
+                    let width = 2 * l_out + 1;
+                    let g = grads_out.at(l_out, e);
+                    products(
+                        layout,
+                        l_out,
+                        coefficients,
+                        &scratch.frame,
+                        &mut scratch.products,
+                    );
+                    // Gradient of the mixed messages: dmixed[r, :] = sum_j D[r, j] g[j, :].
+                    let dmixed = &mut scratch.mixed_grad[..rows * c_out];
+                    if l_out == 0 {
+                        dmixed.copy_from_slice(&g[..c_out]);
+                    } else {
+                        let d = frames.at(l_out, e);
+                        dmixed.iter_mut().for_each(|v| *v = F::default());
+                        for r in 0..rows {
+                            for j in 0..width {
+                                axpy(
+                                    &mut dmixed[r * c_out..(r + 1) * c_out],
+                                    d[r * width + j],
+                                    &g[j * c_out..(j + 1) * c_out],
+                                );
+                            }
+                        }
+                        if want_frames {
+                            // dD[r, j] = sum_o mixed[r, o] g[j, o]
+                            mix(layout, l_out, weight, &scratch.products, &mut scratch.mixed);
+                            let dd = &mut dframes[l_out]
+                                [local * width * width..(local + 1) * width * width];
+                            for r in 0..rows {
+                                let row = &scratch.mixed[r * c_out..(r + 1) * c_out];
+                                for j in 0..width {
+                                    dd[r * width + j] += dot(row, &g[j * c_out..(j + 1) * c_out]);
+                                }
+                            }
+                        }
+                    }
+                    let dmixed = &scratch.mixed_grad[..rows * c_out];
+                    // Through the mixing: dproducts[r, t] = W[t, :] . dmixed[r, :], dW[t, :] += products[r, t] dmixed[r, :].
+                    for r in 0..rows {
+                        let first = layout.channel_start[order_of_row(r)];
+                        let dm = &dmixed[r * c_out..(r + 1) * c_out];
+                        for t in first..total {
+                            scratch.products_grad[r * total + t] =
+                                dot(&weight[t * c_out..(t + 1) * c_out], dm);
+                        }
+                        if want_weights {
+                            let dw = &mut dweights
+                                [layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+                            for t in first..total {
+                                axpy(
+                                    &mut dw[t * c_out..(t + 1) * c_out],
+                                    scratch.products[r * total + t],
+                                    dm,
+                                );
+                            }
+                        }
+                    }
+                    // Through the products, order by order.
+                    for m in 0..=l_out.min(layout.orders) {
+                        let first = layout.channel_start[m];
+                        let width_m = total - first;
+                        let a_at = layout.coefficient(m, false, l_out, 0);
+                        let a = &coefficients[a_at..a_at + width_m];
+                        if m == 0 {
+                            let (x, gp) = (
+                                &scratch.frame[first..total],
+                                &scratch.products_grad[first..total],
+                            );
+                            if want_coefficients {
+                                for t in 0..width_m {
+                                    dcoef[0][local * layout.coefficients + a_at + t] +=
+                                        x[t] * gp[t];
+                                }
+                            }
+                            let df = &mut scratch.frame_grad[first..total];
+                            for t in 0..width_m {
+                                df[t] += a[t] * gp[t];
+                            }
+                            continue;
+                        }
+                        let b_at = layout.coefficient(m, true, l_out, 0);
+                        let b = &coefficients[b_at..b_at + width_m];
+                        let (rp, rm) = ((2 * m - 1) * total + first, 2 * m * total + first);
+                        for t in 0..width_m {
+                            let (p, q) = (scratch.frame[rp + t], scratch.frame[rm + t]);
+                            let (gp, gq) =
+                                (scratch.products_grad[rp + t], scratch.products_grad[rm + t]);
+                            if want_coefficients {
+                                let row = &mut dcoef[0][local * layout.coefficients..];
+                                row[a_at + t] += gp * p + gq * q;
+                                row[b_at + t] += gq * p - gp * q;
+                            }
+                            scratch.frame_grad[rp + t] += a[t] * gp + b[t] * gq;
+                            scratch.frame_grad[rm + t] += a[t] * gq - b[t] * gp;
+                        }
+                    }
+                }
+                // Through the rotation into the frame.
+                for (l, &c) in layout.dims_in.iter().enumerate() {
+                    let first = layout.channel_start[l];
+                    let stride = (2 * l + 1) * c;
+                    if l == 0 {
+                        if want_inputs {
+                            dx[0][local * stride..(local + 1) * stride]
+                                .copy_from_slice(&scratch.frame_grad[first..first + c]);
+                        }
+                        continue;
+                    }
+                    let d = frames.at(l, e);
+                    let width = 2 * l + 1;
+                    let x = inputs.at(l, e);
+                    for r in 0..layout.rows(l) {
+                        let df = &scratch.frame_grad[r * total + first..r * total + first + c];
+                        if want_inputs {
+                            let dxl = &mut dx[l][local * stride..(local + 1) * stride];
+                            for j in 0..width {
+                                axpy(&mut dxl[j * c..(j + 1) * c], d[r * width + j], df);
+                            }
+                        }
+                        if want_frames {
+                            let dd =
+                                &mut dframes[l][local * width * width..(local + 1) * width * width];
+                            for j in 0..width {
+                                dd[r * width + j] += dot(df, &x[j * c..(j + 1) * c]);
+                            }
+                        }
+                    }
+                }
+            }
+            dweights
+        })
+        .reduce(
+            || vec![F::default(); if want_weights { layout.weight_len() } else { 0 }],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+
+    So2Gradients {
+        inputs: want_inputs.then_some(input_grad),
+        coefficients: want_coefficients.then_some(coefficient_grad),
+        frames: want_frames.then_some(frame_grad),
+        weights: want_weights.then_some(weight_grad),
+    }
+}
+
+/// The order `m` of edge-frame row `r` (rows `0, +1, -1, +2, -2, ...`).
+#[inline]
+fn order_of_row(r: usize) -> usize {
+    r.div_ceil(2)
+}
