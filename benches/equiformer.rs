@@ -52,7 +52,7 @@ use parent::parent_main;
 
 fn main() {
     let options = parse_args();
-    equi_nn::so2_convolution::set_fused_kernels(!options.generic_kernels);
+    equi_nn::set_fused_kernels(!options.generic_kernels);
     if options.ops {
         ops::ops_main(&options);
     } else if options.breakdown {

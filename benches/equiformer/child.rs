@@ -82,10 +82,7 @@ pub(crate) fn run_child<B: Backend>(options: &Options, backend: &str) {
     result.insert("params".into(), json!(model.num_params()));
     let path = MessagePath::resolve(options.message_path, None, config.num_degrees - 1);
     result.insert("message_path".into(), json!(format!("{path:?}")));
-    result.insert(
-        "fused_kernels".into(),
-        json!(equi_nn::so2_convolution::fused_kernels()),
-    );
+    result.insert("fused_kernels".into(), json!(equi_nn::fused_kernels()));
     result.insert(
         "edges_per_node".into(),
         json!(config.num_neighbors.unwrap_or(n - 1).min(n - 1)),

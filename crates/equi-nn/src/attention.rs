@@ -8,12 +8,13 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{leaky_relu, sigmoid, softmax};
+use burn::tensor::activation::{leaky_relu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{by_node_chunks, EdgeGeometry};
+use crate::layers::activation::sigmoid;
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
 };

@@ -15,6 +15,7 @@ pub mod equiformer;
 pub mod error;
 pub mod fiber;
 pub mod geometry;
+mod host_ops;
 pub mod layers;
 pub mod linear_attention;
 pub mod schnet;
@@ -30,4 +31,5 @@ pub use equiformer::{
     Equiformer, EquiformerConfig, EquiformerInput, EquiformerOutput, LossGradients, NodeInput,
 };
 pub use error::ModelError;
+pub use host_ops::{fused_kernels, set_fused_kernels};
 pub use so2_convolution::{EdgeFrames, MessagePath};

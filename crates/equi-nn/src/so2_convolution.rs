@@ -109,10 +109,9 @@ use crate::geometry::{path_degrees, EdgeGeometry, NeighborList};
 use crate::layers::EquivariantLinear;
 use crate::tensor_product::DepthwiseTensorProduct;
 
-mod host;
 mod kernel;
 
-pub use host::{fused_kernels, set_fused_kernels};
+use crate::host_ops;
 use kernel::So2Layout;
 
 /// Which implementation builds the messages of a layer.
@@ -321,7 +320,7 @@ impl So2Convolution {
     }
 
     /// [`Self::edge_messages`] by the fused host kernel, where the backend
-    /// and the layer's sizes allow it ([`host::serves`]).
+    /// and the layer's sizes allow it ([`host_ops::serves`]).
     fn fused_messages<B: Backend>(
         &self,
         inputs: &[Tensor<B, 5>],
@@ -339,7 +338,7 @@ impl So2Convolution {
             && dims_out.len() == self.degrees_out
             && mix.weights.iter().all(|w| w.dims()[0] == total)
             && self.dims_in.iter().chain(&dims_out).all(|&c| c > 0);
-        if !fits || !host::serves::<B>(coefficients.dtype()) {
+        if !fits || !host_ops::serves::<B>(coefficients.dtype()) {
             return None;
         }
         let layout = Arc::new(So2Layout::new(
@@ -366,7 +365,7 @@ impl So2Convolution {
             .iter()
             .map(|w| flat(w.val().unsqueeze()))
             .collect();
-        let output = host::run(
+        let output = host_ops::run(
             &layout,
             [
                 Tensor::cat(packed_inputs, 0),

@@ -1,7 +1,7 @@
 //! Gate non-linearity: SiLU on scalars, sigmoid gates from scalars on higher degrees.
 
+use crate::layers::activation::{sigmoid, silu};
 use burn::module::Module;
-use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 

@@ -1,5 +1,6 @@
 //! Equivariant building blocks: linear maps, norms, gates, feed-forward, radial networks.
 
+pub(crate) mod activation;
 mod feed_forward;
 mod gate;
 mod linear;

@@ -3,9 +3,18 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+
+use super::activation::silu;
+use crate::host_ops;
+use kernel::RadialKernel;
+
+mod kernel;
+
+/// Epsilon of the radial network's layer norms (Burn's default, named so
+/// that the fused kernel uses the same).
+const NORM_EPSILON: f64 = 1e-5;
 
 /// Configuration of a [`RadialMlp`].
 #[derive(Config, Debug)]
@@ -34,6 +43,7 @@ impl RadialMlpConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> RadialMlp<B> {
         let norm = || {
             LayerNormConfig::new(self.d_hidden)
+                .with_epsilon(NORM_EPSILON)
                 .with_bias(false)
                 .init(device)
         };
@@ -53,8 +63,159 @@ impl<B: Backend> RadialMlp<B> {
     /// # Shapes
     /// - `features`: `[..., d_input]`, output `[..., d_output]`
     pub fn forward<const D: usize>(&self, features: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(out) = self.fused_forward(&features) {
+            return out;
+        }
+        self.generic_forward(features)
+    }
+
+    /// [`Self::forward`] by Burn tensor operations (any backend).
+    pub(crate) fn generic_forward<const D: usize>(&self, features: Tensor<B, D>) -> Tensor<B, D> {
         let x = self.norm_in.forward(silu(self.input.forward(features)));
         let x = self.norm_hidden.forward(silu(self.hidden.forward(x)));
         self.output.forward(x)
+    }
+
+    /// [`Self::forward`] by the fused host kernel, where the backend allows it
+    /// ([`host_ops::serves`]).
+    pub(crate) fn fused_forward<const D: usize>(
+        &self,
+        features: &Tensor<B, D>,
+    ) -> Option<Tensor<B, D>> {
+        let [input, hidden, output] = [&self.input, &self.hidden, &self.output];
+        let biases = [input, hidden, output].map(|layer| layer.bias.as_ref().map(|b| b.val()));
+        let [Some(b1), Some(b2), Some(b3)] = biases else {
+            return None;
+        };
+        let norms_without_bias = self.norm_in.beta.is_none() && self.norm_hidden.beta.is_none();
+        let mut dims = features.dims();
+        let d_input = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let [_, d_hidden] = input.weight.dims();
+        let [_, d_output] = output.weight.dims();
+        if rows == 0 || !norms_without_bias || !host_ops::serves::<B>(features.dtype()) {
+            return None;
+        }
+        let kernel = std::sync::Arc::new(RadialKernel {
+            rows,
+            d_input,
+            d_hidden,
+            d_output,
+            epsilon: NORM_EPSILON,
+        });
+        let flat2 = |t: Tensor<B, 2>| {
+            let len = t.shape().num_elements();
+            t.reshape([len])
+        };
+        let out = host_ops::run(
+            &kernel,
+            [
+                features.clone().reshape([rows * d_input]),
+                flat2(input.weight.val()),
+                b1,
+                self.norm_in.gamma.val(),
+                flat2(hidden.weight.val()),
+                b2,
+                self.norm_hidden.gamma.val(),
+                flat2(output.weight.val()),
+                b3,
+            ],
+        );
+        dims[D - 1] = d_output;
+        Some(out.reshape(dims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::{Autodiff, NdArray};
+    use burn::module::{AutodiffModule, Param};
+    use burn::tensor::{Distribution, TensorData};
+
+    use super::*;
+
+    type Grad = Autodiff<NdArray<f64>>;
+
+    fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+        t.into_data().to_vec::<f64>().expect("f64 data")
+    }
+
+    /// Output and the gradients of the features and of every parameter.
+    fn run(mlp: &RadialMlp<Grad>, features: &Tensor<Grad, 4>, fused: bool) -> Vec<f64> {
+        let features = features.clone().require_grad();
+        let out = if fused {
+            mlp.fused_forward(&features)
+                .expect("the kernel serves Autodiff<NdArray<f64>>")
+        } else {
+            mlp.generic_forward(features.clone())
+        };
+        let weights = out.clone().ones_like().cumsum(3).cos().detach();
+        let grads = (out.clone() * weights).sum().backward();
+        let mut all = values(out);
+        all.extend(values(
+            features.grad(&grads).expect("features require grad"),
+        ));
+        let params: [&Param<Tensor<Grad, 2>>; 3] =
+            [&mlp.input.weight, &mlp.hidden.weight, &mlp.output.weight];
+        for w in params {
+            all.extend(values(w.val().grad(&grads).expect("weight gradient")));
+        }
+        for layer in [&mlp.input, &mlp.hidden, &mlp.output] {
+            let bias = layer.bias.as_ref().expect("bias");
+            all.extend(values(bias.val().grad(&grads).expect("bias gradient")));
+        }
+        for norm in [&mlp.norm_in, &mlp.norm_hidden] {
+            all.extend(values(
+                norm.gamma.val().grad(&grads).expect("scale gradient"),
+            ));
+        }
+        all
+    }
+
+    #[test]
+    fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
+        let device = Default::default();
+        let mut mlp = RadialMlpConfig::new(6, 16, 11).init::<Grad>(&device);
+        // Scales away from one, so that their gradients matter.
+        for norm in [&mut mlp.norm_in, &mut mlp.norm_hidden] {
+            norm.gamma = Param::from_tensor(Tensor::random(
+                [16],
+                Distribution::Normal(1.0, 0.3),
+                &device,
+            ));
+        }
+        let features = Tensor::<Grad, 4>::from_data(
+            TensorData::new(
+                (0..2 * 3 * 50 * 6)
+                    .map(|i| (i as f64 * 0.37).sin() * 2.0)
+                    .collect(),
+                [2, 3, 50, 6],
+            ),
+            &device,
+        );
+        let (reference, fused) = (run(&mlp, &features, false), run(&mlp, &features, true));
+        assert_eq!(reference.len(), fused.len());
+        let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let error = reference
+            .iter()
+            .zip(&fused)
+            .map(|(a, b)| {
+                if b.is_finite() {
+                    (a - b).abs()
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .fold(0.0, f64::max);
+        assert!(error < 1e-12 * scale, "{error} of {scale}");
+        // Without autodiff: the same outputs.
+        let plain = mlp.valid();
+        let inner = features.inner();
+        let fused = plain
+            .fused_forward(&inner)
+            .expect("the kernel serves NdArray<f64>");
+        let reference = plain.generic_forward(inner);
+        let error = reference.sub(fused).abs().max().into_scalar();
+        assert!(error < 1e-13, "{error}");
     }
 }

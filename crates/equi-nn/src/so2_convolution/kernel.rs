@@ -15,29 +15,9 @@
 //! - weights: per output degree `l`, the mixing matrix `[C_total, C_out(l)]`;
 //! - outputs: per output degree `l`, a block `[E, 2l+1, C_out(l)]`.
 
-use std::fmt::Debug;
-use std::ops::{Add, AddAssign, Mul, Neg, Sub};
-
 use rayon::prelude::*;
 
-/// The float types the kernel runs in.
-pub(crate) trait Real:
-    Copy
-    + Default
-    + Debug
-    + Send
-    + Sync
-    + 'static
-    + Add<Output = Self>
-    + Sub<Output = Self>
-    + Mul<Output = Self>
-    + Neg<Output = Self>
-    + AddAssign
-{
-}
-
-impl Real for f32 {}
-impl Real for f64 {}
+use crate::host_ops::{HostOp, Real};
 
 /// Edges per task: large enough to amortise the scratch buffers, small
 /// enough that two threads share the work evenly.
@@ -206,29 +186,20 @@ impl So2Layout {
     }
 }
 
-/// The flat inputs of one layer call.
-#[derive(Clone, Debug)]
-pub(crate) struct So2Inputs<F> {
-    pub(crate) inputs: Vec<F>,
-    pub(crate) coefficients: Vec<F>,
-    pub(crate) frames: Vec<F>,
-    pub(crate) weights: Vec<F>,
-}
-
-impl<F> So2Inputs<F> {
-    /// Panics unless the lengths are those of `layout` (the caller packed them).
-    fn check(&self, layout: &So2Layout) {
+impl So2Layout {
+    /// Panics unless the flat inputs have the lengths of this layout.
+    fn check<F>(&self, [inputs, coefficients, frames, weights]: &[Vec<F>; 4]) {
         let lengths = [
-            self.inputs.len(),
-            self.coefficients.len(),
-            self.frames.len(),
-            self.weights.len(),
+            inputs.len(),
+            coefficients.len(),
+            frames.len(),
+            weights.len(),
         ];
         let expected = [
-            layout.input_len(),
-            layout.coefficient_len(),
-            layout.frame_len(),
-            layout.weight_len(),
+            self.input_len(),
+            self.coefficient_len(),
+            self.frame_len(),
+            self.weight_len(),
         ];
         assert_eq!(
             lengths, expected,
@@ -237,16 +208,20 @@ impl<F> So2Inputs<F> {
     }
 }
 
-/// Which gradients the backward pass computes (inputs, coefficients, frames, weights).
-pub(crate) type Wanted = [bool; 4];
+/// The flat inputs are, in order: edge inputs, radial coefficients, frames, mixing weights.
+impl HostOp<4> for So2Layout {
+    fn forward<F: Real>(&self, inputs: &[Vec<F>; 4]) -> Vec<F> {
+        forward(self, inputs)
+    }
 
-/// Gradients of the flat inputs, `None` where not wanted.
-#[derive(Debug, Default)]
-pub(crate) struct So2Gradients<F> {
-    pub(crate) inputs: Option<Vec<F>>,
-    pub(crate) coefficients: Option<Vec<F>>,
-    pub(crate) frames: Option<Vec<F>>,
-    pub(crate) weights: Option<Vec<F>>,
+    fn backward<F: Real>(
+        &self,
+        inputs: &[Vec<F>; 4],
+        output_grad: &[F],
+        wanted: [bool; 4],
+    ) -> [Option<Vec<F>>; 4] {
+        backward(self, inputs, output_grad, wanted)
+    }
 }
 
 /// One edge's view of a set of edge-major blocks.
@@ -437,8 +412,9 @@ fn mix<F: Real>(layout: &So2Layout, l_out: usize, weight: &[F], products: &[F], 
 }
 
 /// The messages of every edge.
-pub(crate) fn forward<F: Real>(layout: &So2Layout, data: &So2Inputs<F>) -> Vec<F> {
-    data.check(layout);
+fn forward<F: Real>(layout: &So2Layout, data: &[Vec<F>; 4]) -> Vec<F> {
+    layout.check(data);
+    let [inputs, coefficients, frames, weights] = data;
     let mut output = vec![F::default(); layout.output_len()];
     let tasks = layout.tasks();
     let (in_strides, frame_strides, out_strides) = (
@@ -446,8 +422,8 @@ pub(crate) fn forward<F: Real>(layout: &So2Layout, data: &So2Inputs<F>) -> Vec<F
         layout.frame_strides(),
         layout.output_strides(),
     );
-    let inputs = EdgeBlocks::new(&data.inputs, &layout.input_blocks, &in_strides);
-    let frames = EdgeBlocks::new(&data.frames, &layout.frame_blocks, &frame_strides);
+    let inputs = EdgeBlocks::new(inputs, &layout.input_blocks, &in_strides);
+    let frames = EdgeBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let pieces = split_tasks(&mut output, &layout.output_blocks, &out_strides, &tasks);
     pieces
         .into_par_iter()
@@ -455,16 +431,16 @@ pub(crate) fn forward<F: Real>(layout: &So2Layout, data: &So2Inputs<F>) -> Vec<F
         .for_each(|(mut outputs, &(start, end))| {
             let mut scratch = Scratch::new(layout);
             for e in start..end {
-                let coefficients =
-                    &data.coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
+                let edge_coefficients =
+                    &coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
                 rotate_in(layout, &inputs, &frames, e, &mut scratch.frame);
                 for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
                     let weight =
-                        &data.weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+                        &weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
                     products(
                         layout,
                         l_out,
-                        coefficients,
+                        edge_coefficients,
                         &scratch.frame,
                         &mut scratch.products,
                     );
@@ -492,13 +468,14 @@ pub(crate) fn forward<F: Real>(layout: &So2Layout, data: &So2Inputs<F>) -> Vec<F
 }
 
 /// Gradients of the flat inputs given the gradient of the flat outputs.
-pub(crate) fn backward<F: Real>(
+fn backward<F: Real>(
     layout: &So2Layout,
-    data: &So2Inputs<F>,
+    data: &[Vec<F>; 4],
     output_grad: &[F],
-    wanted: Wanted,
-) -> So2Gradients<F> {
-    data.check(layout);
+    wanted: [bool; 4],
+) -> [Option<Vec<F>>; 4] {
+    layout.check(data);
+    let [inputs, coefficients, frames, weights] = data;
     assert_eq!(
         output_grad.len(),
         layout.output_len(),
@@ -511,8 +488,8 @@ pub(crate) fn backward<F: Real>(
         layout.frame_strides(),
         layout.output_strides(),
     );
-    let inputs = EdgeBlocks::new(&data.inputs, &layout.input_blocks, &in_strides);
-    let frames = EdgeBlocks::new(&data.frames, &layout.frame_blocks, &frame_strides);
+    let inputs = EdgeBlocks::new(inputs, &layout.input_blocks, &in_strides);
+    let frames = EdgeBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let grads_out = EdgeBlocks::new(output_grad, &layout.output_blocks, &out_strides);
     let total = layout.channels();
 
@@ -556,8 +533,8 @@ pub(crate) fn backward<F: Real>(
                 vec![F::default(); if want_weights { layout.weight_len() } else { 0 }];
             for e in start..end {
                 let local = e - start;
-                let coefficients =
-                    &data.coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
+                let edge_coefficients =
+                    &coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
                 rotate_in(layout, &inputs, &frames, e, &mut scratch.frame);
                 scratch
                     .frame_grad
@@ -565,14 +542,14 @@ pub(crate) fn backward<F: Real>(
                     .for_each(|v| *v = F::default());
                 for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
                     let weight =
-                        &data.weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+                        &weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
                     let rows = layout.rows(l_out);
                     let width = 2 * l_out + 1;
                     let g = grads_out.at(l_out, e);
                     products(
                         layout,
                         l_out,
-                        coefficients,
+                        edge_coefficients,
                         &scratch.frame,
                         &mut scratch.products,
                     );
@@ -631,7 +608,7 @@ pub(crate) fn backward<F: Real>(
                         let first = layout.channel_start[m];
                         let width_m = total - first;
                         let a_at = layout.coefficient(m, false, l_out, 0);
-                        let a = &coefficients[a_at..a_at + width_m];
+                        let a = &edge_coefficients[a_at..a_at + width_m];
                         if m == 0 {
                             let (x, gp) = (
                                 &scratch.frame[first..total],
@@ -650,7 +627,7 @@ pub(crate) fn backward<F: Real>(
                             continue;
                         }
                         let b_at = layout.coefficient(m, true, l_out, 0);
-                        let b = &coefficients[b_at..b_at + width_m];
+                        let b = &edge_coefficients[b_at..b_at + width_m];
                         let (rp, rm) = ((2 * m - 1) * total + first, 2 * m * total + first);
                         for t in 0..width_m {
                             let (p, q) = (scratch.frame[rp + t], scratch.frame[rm + t]);
@@ -708,12 +685,12 @@ pub(crate) fn backward<F: Real>(
             },
         );
 
-    So2Gradients {
-        inputs: want_inputs.then_some(input_grad),
-        coefficients: want_coefficients.then_some(coefficient_grad),
-        frames: want_frames.then_some(frame_grad),
-        weights: want_weights.then_some(weight_grad),
-    }
+    [
+        want_inputs.then_some(input_grad),
+        want_coefficients.then_some(coefficient_grad),
+        want_frames.then_some(frame_grad),
+        want_weights.then_some(weight_grad),
+    ]
 }
 
 /// The order `m` of edge-frame row `r` (rows `0, +1, -1, +2, -2, ...`).

@@ -1,0 +1,306 @@
+//! Fused operations of the CPU backends: a layer's whole computation as one
+//! pass over host memory, with its backward registered in Burn's autodiff graph.
+//!
+//! The layers stay generic over the backend. At run time, [`serves`]
+//! recognises the backends whose tensors live in host memory (`NdArray<f32>`,
+//! `NdArray<f64>` and their `Autodiff` wrappers) and [`run`] hands the flat
+//! inputs of a [`HostOp`] to its host code; every other backend keeps the
+//! layer's tensor-operation path, which computes the same function.
+
+use std::any::{Any, TypeId};
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Element, Tensor, TensorData, TensorPrimitive};
+
+/// Whether the fused kernels are used where they can be (see [`set_fused_kernels`]).
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused CPU kernels on or off, for the whole process (on by default).
+///
+/// With `NdArray<f32>`, `NdArray<f64>` and their `Autodiff` wrappers, the
+/// SO(2) messages of every edge (rotation into the edge frame, products with
+/// the radial coefficients, channel mixing, rotation back) and the radial
+/// networks run, with their gradients, as one multi-threaded pass each; off,
+/// they run as Burn tensor operations like on every other backend. Both
+/// compute the same function (to rounding); the switch exists to compare them.
+pub fn set_fused_kernels(enabled: bool) {
+    FUSED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether the fused CPU kernels are on (see [`set_fused_kernels`]).
+pub fn fused_kernels() -> bool {
+    FUSED.load(Ordering::Relaxed)
+}
+
+/// The float types of the host kernels.
+pub(crate) trait Real:
+    Copy
+    + Default
+    + Debug
+    + PartialOrd
+    + Send
+    + Sync
+    + Element
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+{
+    /// The value of `x` in this type.
+    fn of(x: f64) -> Self;
+    fn exp(self) -> Self;
+    fn sqrt(self) -> Self;
+
+    /// `C = alpha A B + beta C` for row-major `A: [m, k]`, `B: [k, n]`,
+    /// `C: [m, n]`, each read through its `(row, column)` strides.
+    fn gemm(
+        dims: [usize; 3],
+        alpha: Self,
+        a: (&[Self], [usize; 2]),
+        b: (&[Self], [usize; 2]),
+        beta: Self,
+        c: (&mut [Self], usize),
+    );
+}
+
+/// Checks that a strided `rows x cols` matrix fits in `len` elements.
+fn fits(len: usize, [rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+macro_rules! real {
+    ($float:ty, $gemm:path) => {
+        impl Real for $float {
+            fn of(x: f64) -> Self {
+                x as $float
+            }
+            fn exp(self) -> Self {
+                <$float>::exp(self)
+            }
+            fn sqrt(self) -> Self {
+                <$float>::sqrt(self)
+            }
+            fn gemm(
+                [m, k, n]: [usize; 3],
+                alpha: Self,
+                (a, sa): (&[Self], [usize; 2]),
+                (b, sb): (&[Self], [usize; 2]),
+                beta: Self,
+                (c, rsc): (&mut [Self], usize),
+            ) {
+                assert!(
+                    fits(a.len(), [m, k], sa)
+                        && fits(b.len(), [k, n], sb)
+                        && fits(c.len(), [m, n], [rsc, 1]),
+                    "gemm operands out of bounds"
+                );
+                // SAFETY: every element read or written lies within the slices
+                // (checked above), and `c` does not alias `a` or `b` (borrows).
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        alpha,
+                        a.as_ptr(),
+                        sa[0] as isize,
+                        sa[1] as isize,
+                        b.as_ptr(),
+                        sb[0] as isize,
+                        sb[1] as isize,
+                        beta,
+                        c.as_mut_ptr(),
+                        rsc as isize,
+                        1,
+                    )
+                }
+            }
+        }
+    };
+}
+
+real!(f32, matrixmultiply::sgemm);
+real!(f64, matrixmultiply::dgemm);
+
+/// A computation with `N` flat inputs and one flat output, run on the host.
+pub(crate) trait HostOp<const N: usize>: Debug + Send + Sync + 'static {
+    /// The output.
+    fn forward<F: Real>(&self, inputs: &[Vec<F>; N]) -> Vec<F>;
+
+    /// The gradients of the inputs marked in `wanted` (`None` for the others).
+    fn backward<F: Real>(
+        &self,
+        inputs: &[Vec<F>; N],
+        output_grad: &[F],
+        wanted: [bool; N],
+    ) -> [Option<Vec<F>>; N];
+}
+
+/// Whether [`run`] serves backend `B` for tensors of `dtype`.
+pub(crate) fn serves<B: Backend>(dtype: DType) -> bool {
+    if !fused_kernels() {
+        return false;
+    }
+    #[cfg(feature = "ndarray")]
+    {
+        use burn::backend::NdArray;
+        let id = TypeId::of::<B>();
+        if dtype == DType::F32 {
+            return id == TypeId::of::<NdArray<f32>>()
+                || id == TypeId::of::<Autodiff<NdArray<f32>>>();
+        }
+        if dtype == DType::F64 {
+            return id == TypeId::of::<NdArray<f64>>()
+                || id == TypeId::of::<Autodiff<NdArray<f64>>>();
+        }
+    }
+    let _ = dtype;
+    false
+}
+
+/// `op` on flat tensors, for a backend that [`serves`] accepted.
+///
+/// # Panics
+/// If `B` is not served (a caller's bug: check [`serves`] first).
+pub(crate) fn run<B: Backend, O: HostOp<N>, const N: usize>(
+    op: &Arc<O>,
+    flat: [Tensor<B, 1>; N],
+) -> Tensor<B, 1> {
+    #[cfg(feature = "ndarray")]
+    {
+        use burn::backend::NdArray;
+        macro_rules! dispatch {
+            ($($backend:ty => $function:ident::<$inner:ty, $float:ty>),* $(,)?) => {
+                $(
+                    if TypeId::of::<B>() == TypeId::of::<$backend>() {
+                        let flat: [Tensor<$backend, 1>; N] = cast(flat);
+                        return cast($function::<$inner, $float, O, N>(op, flat));
+                    }
+                )*
+            };
+        }
+        dispatch!(
+            NdArray<f32> => untracked::<NdArray<f32>, f32>,
+            NdArray<f64> => untracked::<NdArray<f64>, f64>,
+            Autodiff<NdArray<f32>> => tracked::<NdArray<f32>, f32>,
+            Autodiff<NdArray<f64>> => tracked::<NdArray<f64>, f64>,
+        );
+    }
+    let _ = (op, flat);
+    unreachable!("a fused kernel was called on a backend it does not serve")
+}
+
+/// `value` as the type it is (the caller compared the `TypeId`s).
+fn cast<T: 'static, U: 'static>(value: T) -> U {
+    let boxed: Box<dyn Any> = Box::new(value);
+    *boxed.downcast::<U>().expect("the types were compared")
+}
+
+fn host<B: Backend, F: Real>(tensor: Tensor<B, 1>) -> Vec<F> {
+    tensor
+        .into_data()
+        .into_vec::<F>()
+        .expect("the element type was checked")
+}
+
+fn on_device<B: Backend, F: Real>(values: Vec<F>, device: &B::Device) -> Tensor<B, 1> {
+    let len = values.len();
+    Tensor::from_data(TensorData::new(values, [len]), device)
+}
+
+/// Forward only, on a backend without autodiff.
+fn untracked<B: Backend, F: Real, O: HostOp<N>, const N: usize>(
+    op: &Arc<O>,
+    flat: [Tensor<B, 1>; N],
+) -> Tensor<B, 1> {
+    let device = flat[0].device();
+    let inputs = flat.map(host::<B, F>);
+    on_device::<B, F>(op.forward(&inputs), &device)
+}
+
+/// Forward, and the backward step registered in the autodiff graph.
+fn tracked<B: Backend, F: Real, O: HostOp<N>, const N: usize>(
+    op: &Arc<O>,
+    flat: [Tensor<Autodiff<B>, 1>; N],
+) -> Tensor<Autodiff<B>, 1> {
+    let device = flat[0].device();
+    let primitives = flat.map(|t| t.into_primitive().tensor());
+    let nodes = primitives.each_ref().map(|p| p.node.clone());
+    let inputs = primitives
+        .map(|p| host::<B, F>(Tensor::from_primitive(TensorPrimitive::Float(p.primitive))));
+    let output = on_device::<B, F>(op.forward(&inputs), &device)
+        .into_primitive()
+        .tensor();
+    let step = HostBackward::<F, O, N>(PhantomData)
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful();
+    let output = match step {
+        OpsKind::Tracked(prep) => prep.finish(
+            HostState {
+                op: Arc::clone(op),
+                inputs: Arc::new(inputs),
+                device,
+            },
+            output,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// The backward step of [`tracked`].
+#[derive(Debug)]
+struct HostBackward<F, O, const N: usize>(PhantomData<(F, O)>);
+
+/// What the backward step keeps: the operation and the host copies of its inputs.
+#[derive(Debug)]
+struct HostState<F, O, D, const N: usize> {
+    op: Arc<O>,
+    inputs: Arc<[Vec<F>; N]>,
+    device: D,
+}
+
+impl<F, O, D: Clone, const N: usize> Clone for HostState<F, O, D, N> {
+    fn clone(&self) -> Self {
+        HostState {
+            op: Arc::clone(&self.op),
+            inputs: Arc::clone(&self.inputs),
+            device: self.device.clone(),
+        }
+    }
+}
+
+impl<B: Backend, F: Real, O: HostOp<N>, const N: usize> Backward<B, N> for HostBackward<F, O, N> {
+    type State = HostState<F, O, B::Device, N>;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let state = ops.state;
+        let output_grad = host::<B, F>(Tensor::from_primitive(TensorPrimitive::Float(
+            grads.consume::<B>(&ops.node),
+        )));
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let gradients = state.op.backward(&state.inputs, &output_grad, wanted);
+        for (parent, values) in ops.parents.into_iter().zip(gradients) {
+            if let (Some(node), Some(values)) = (parent, values) {
+                let grad = on_device::<B, F>(values, &state.device)
+                    .into_primitive()
+                    .tensor();
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
