@@ -21,7 +21,7 @@ use crate::host_ops::{HostOp, Real};
 
 /// Edges per task: large enough to amortise the scratch buffers, small
 /// enough that two threads share the work evenly.
-const EDGES_PER_TASK: usize = 256;
+const EDGES_PER_TASK: usize = 64;
 
 /// Sizes and offsets of the flat tensors of one SO(2) message layer.
 #[derive(Clone, Debug)]
@@ -269,35 +269,42 @@ fn split_tasks<'a, F>(
     per_task
 }
 
-/// Scratch space of one task.
-struct Scratch<F> {
-    /// Edge-frame inputs `[2M+1, C_total]` (rows by order).
+/// Scratch space of one task (a block of `n` edges).
+struct Block<F> {
+    /// Edge-frame inputs `[n, 2M+1, C_total]` (rows by order; zero where a degree has no such row).
     frame: Vec<F>,
     /// Their gradient.
     frame_grad: Vec<F>,
-    /// Products of one output degree `[2M+1, C_total]` (order `m` rows start at channel `start_m`).
+    /// Products of one output degree `[n, rows, C_total]` (zero before the first channel of a row's order).
     products: Vec<F>,
     /// Their gradient.
     products_grad: Vec<F>,
-    /// Mixed messages of one output degree in the edge frame `[2M+1, C_out]`.
+    /// Mixed messages of one output degree in the edge frame `[n, rows, C_out]`.
     mixed: Vec<F>,
     /// Their gradient.
     mixed_grad: Vec<F>,
 }
 
-impl<F: Real> Scratch<F> {
-    fn new(layout: &So2Layout) -> Self {
-        let rows = 2 * layout.orders + 1;
-        let frame = vec![F::default(); rows * layout.channels()];
+impl<F: Real> Block<F> {
+    fn new(layout: &So2Layout, n: usize) -> Self {
+        let frame = vec![F::default(); n * layout.frame_width()];
         let widest = layout.dims_out.iter().copied().max().unwrap_or(0);
-        Scratch {
+        let mixed = vec![F::default(); n * (2 * layout.orders + 1) * widest];
+        Block {
             frame_grad: frame.clone(),
             products: frame.clone(),
             products_grad: frame.clone(),
             frame,
-            mixed: vec![F::default(); rows * widest],
-            mixed_grad: vec![F::default(); rows * widest],
+            mixed_grad: mixed.clone(),
+            mixed,
         }
+    }
+}
+
+impl So2Layout {
+    /// Size of one edge's frame inputs, `(2M+1) C_total`.
+    fn frame_width(&self) -> usize {
+        (2 * self.orders + 1) * self.channels()
     }
 }
 
@@ -355,8 +362,55 @@ fn rotate_in<F: Real>(
     }
 }
 
-/// Products of output degree `l_out` with its radial coefficients, row by
-/// row of the edge frame: `products[r, t]` for the channels `t` of row `r`'s order.
+/// The backward of [`rotate_in`] for edge `e`: adds the gradients of its
+/// inputs (`dx`, when wanted) and of its frames (`dframes`, when wanted).
+#[allow(clippy::too_many_arguments)]
+fn rotate_in_backward<F: Real>(
+    layout: &So2Layout,
+    inputs: &EdgeBlocks<'_, F>,
+    frames: &EdgeBlocks<'_, F>,
+    e: usize,
+    frame_grad: &[F],
+    dx: Option<&mut [&mut [F]]>,
+    dframes: Option<&mut [&mut [F]]>,
+    local: usize,
+) {
+    let total = layout.channels();
+    let (mut dx, mut dframes) = (dx, dframes);
+    for (l, &c) in layout.dims_in.iter().enumerate() {
+        let first = layout.channel_start[l];
+        let stride = (2 * l + 1) * c;
+        if l == 0 {
+            if let Some(dx) = dx.as_deref_mut() {
+                dx[0][local * stride..(local + 1) * stride]
+                    .copy_from_slice(&frame_grad[first..first + c]);
+            }
+            continue;
+        }
+        let d = frames.at(l, e);
+        let width = 2 * l + 1;
+        let x = inputs.at(l, e);
+        for r in 0..layout.rows(l) {
+            let df = &frame_grad[r * total + first..r * total + first + c];
+            if let Some(dx) = dx.as_deref_mut() {
+                let dxl = &mut dx[l][local * stride..(local + 1) * stride];
+                for j in 0..width {
+                    axpy(&mut dxl[j * c..(j + 1) * c], d[r * width + j], df);
+                }
+            }
+            if let Some(dframes) = dframes.as_deref_mut() {
+                let dd = &mut dframes[l][local * width * width..(local + 1) * width * width];
+                for j in 0..width {
+                    dd[r * width + j] += dot(df, &x[j * c..(j + 1) * c]);
+                }
+            }
+        }
+    }
+}
+
+/// Products of output degree `l_out` with one edge's radial coefficients,
+/// row by row of the edge frame: `out[r, t]` for the channels `t` of row
+/// `r`'s order, zero before them.
 fn products<F: Real>(
     layout: &So2Layout,
     l_out: usize,
@@ -369,7 +423,8 @@ fn products<F: Real>(
         let m = order_of_row(r);
         let start = layout.channel_start[m];
         let width = total - start;
-        let row = &mut out[r * total + start..(r + 1) * total];
+        let (zeros, row) = out[r * total..(r + 1) * total].split_at_mut(start);
+        zeros.iter_mut().for_each(|v| *v = F::default());
         let a = &coefficients[layout.coefficient(m, false, l_out, 0)..][..width];
         if m == 0 {
             let x = &frame[start..total];
@@ -393,22 +448,100 @@ fn products<F: Real>(
     }
 }
 
-/// Channel mixing in the edge frame: `mixed[r, :] = sum_t products[r, t] W[t, :]`.
-fn mix<F: Real>(layout: &So2Layout, l_out: usize, weight: &[F], products: &[F], mixed: &mut [F]) {
+/// The backward of [`products`] for one edge: adds the gradient of the
+/// frame inputs to `frame_grad` and of the coefficients to `coefficient_grad`
+/// (when given), from the products' gradient `grad`.
+fn products_backward<F: Real>(
+    layout: &So2Layout,
+    l_out: usize,
+    coefficients: &[F],
+    frame: &[F],
+    grad: &[F],
+    frame_grad: &mut [F],
+    mut coefficient_grad: Option<&mut [F]>,
+) {
     let total = layout.channels();
-    let c_out = layout.dims_out[l_out];
-    for r in 0..layout.rows(l_out) {
-        let start = layout.channel_start[order_of_row(r)];
-        let row = &mut mixed[r * c_out..(r + 1) * c_out];
-        row.iter_mut().for_each(|v| *v = F::default());
-        for t in start..total {
-            axpy(
-                row,
-                products[r * total + t],
-                &weight[t * c_out..(t + 1) * c_out],
-            );
+    for m in 0..=l_out.min(layout.orders) {
+        let first = layout.channel_start[m];
+        let width = total - first;
+        let a_at = layout.coefficient(m, false, l_out, 0);
+        let a = &coefficients[a_at..a_at + width];
+        if m == 0 {
+            let (x, g) = (&frame[first..total], &grad[first..total]);
+            if let Some(dc) = coefficient_grad.as_deref_mut() {
+                for t in 0..width {
+                    dc[a_at + t] += x[t] * g[t];
+                }
+            }
+            let df = &mut frame_grad[first..total];
+            for t in 0..width {
+                df[t] += a[t] * g[t];
+            }
+            continue;
+        }
+        let b_at = layout.coefficient(m, true, l_out, 0);
+        let b = &coefficients[b_at..b_at + width];
+        let (rp, rm) = ((2 * m - 1) * total + first, 2 * m * total + first);
+        for t in 0..width {
+            let (p, q) = (frame[rp + t], frame[rm + t]);
+            let (gp, gq) = (grad[rp + t], grad[rm + t]);
+            if let Some(dc) = coefficient_grad.as_deref_mut() {
+                dc[a_at + t] += gp * p + gq * q;
+                dc[b_at + t] += gq * p - gp * q;
+            }
+            frame_grad[rp + t] += a[t] * gp + b[t] * gq;
+            frame_grad[rm + t] += a[t] * gq - b[t] * gp;
         }
     }
+}
+
+/// `out[j, :] = sum_r D[r, j] mixed[r, :]` (the rotation back, `D^T`), for
+/// `D: [rows of 2l+1, 2l+1]` of which the first `rows` are used.
+fn rotate_back<F: Real>(d: &[F], width: usize, rows: usize, mixed: &[F], out: &mut [F]) {
+    let c = out.len() / width;
+    out.iter_mut().for_each(|v| *v = F::default());
+    for r in 0..rows {
+        let row = &mixed[r * c..(r + 1) * c];
+        for j in 0..width {
+            axpy(&mut out[j * c..(j + 1) * c], d[r * width + j], row);
+        }
+    }
+}
+
+/// `dmixed[r, :] = sum_j D[r, j] g[j, :]`, the backward of [`rotate_back`].
+fn rotate_back_grad<F: Real>(d: &[F], width: usize, rows: usize, g: &[F], dmixed: &mut [F]) {
+    let c = g.len() / width;
+    dmixed.iter_mut().for_each(|v| *v = F::default());
+    for r in 0..rows {
+        let row = &mut dmixed[r * c..(r + 1) * c];
+        for j in 0..width {
+            axpy(row, d[r * width + j], &g[j * c..(j + 1) * c]);
+        }
+    }
+}
+
+/// `mixed = products W` for a block of `n` edges (`[n rows, C_total] x [C_total, C_out]`).
+fn mix<F: Real>(
+    layout: &So2Layout,
+    l_out: usize,
+    n: usize,
+    weight: &[F],
+    products: &[F],
+    mixed: &mut [F],
+) {
+    let (total, c_out, rows) = (
+        layout.channels(),
+        layout.dims_out[l_out],
+        layout.rows(l_out),
+    );
+    F::gemm(
+        [n * rows, total, c_out],
+        F::of(1.0),
+        (products, [total, 1]),
+        (weight, [c_out, 1]),
+        F::default(),
+        (mixed, c_out),
+    );
 }
 
 /// The messages of every edge.
@@ -425,41 +558,37 @@ fn forward<F: Real>(layout: &So2Layout, data: &[Vec<F>; 4]) -> Vec<F> {
     let inputs = EdgeBlocks::new(inputs, &layout.input_blocks, &in_strides);
     let frames = EdgeBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let pieces = split_tasks(&mut output, &layout.output_blocks, &out_strides, &tasks);
+    let (total, frame_width, w) = (layout.channels(), layout.frame_width(), layout.coefficients);
     pieces
         .into_par_iter()
         .zip(tasks.par_iter())
         .for_each(|(mut outputs, &(start, end))| {
-            let mut scratch = Scratch::new(layout);
-            for e in start..end {
-                let edge_coefficients =
-                    &coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
-                rotate_in(layout, &inputs, &frames, e, &mut scratch.frame);
-                for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
-                    let weight =
-                        &weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+            let n = end - start;
+            let mut block = Block::new(layout, n);
+            for (i, e) in (start..end).enumerate() {
+                let frame = &mut block.frame[i * frame_width..(i + 1) * frame_width];
+                rotate_in(layout, &inputs, &frames, e, frame);
+            }
+            for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
+                let (rows, width) = (layout.rows(l_out), 2 * l_out + 1);
+                let weight = &weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
+                for (i, e) in (start..end).enumerate() {
                     products(
                         layout,
                         l_out,
-                        edge_coefficients,
-                        &scratch.frame,
-                        &mut scratch.products,
+                        &coefficients[e * w..(e + 1) * w],
+                        &block.frame[i * frame_width..(i + 1) * frame_width],
+                        &mut block.products[i * rows * total..(i + 1) * rows * total],
                     );
-                    mix(layout, l_out, weight, &scratch.products, &mut scratch.mixed);
-                    let width = 2 * l_out + 1;
-                    let out = &mut outputs[l_out]
-                        [(e - start) * width * c_out..(e - start + 1) * width * c_out];
+                }
+                mix(layout, l_out, n, weight, &block.products, &mut block.mixed);
+                for (i, e) in (start..end).enumerate() {
+                    let mixed = &block.mixed[i * rows * c_out..(i + 1) * rows * c_out];
+                    let out = &mut outputs[l_out][i * width * c_out..(i + 1) * width * c_out];
                     if l_out == 0 {
-                        out.copy_from_slice(&scratch.mixed[..c_out]);
-                        continue;
-                    }
-                    // out[j, :] = sum_r D[r, j] mixed[r, :]
-                    let d = frames.at(l_out, e);
-                    out.iter_mut().for_each(|v| *v = F::default());
-                    for r in 0..layout.rows(l_out) {
-                        let row = &scratch.mixed[r * c_out..(r + 1) * c_out];
-                        for j in 0..width {
-                            axpy(&mut out[j * c_out..(j + 1) * c_out], d[r * width + j], row);
-                        }
+                        out.copy_from_slice(mixed);
+                    } else {
+                        rotate_back(frames.at(l_out, e), width, rows, mixed, out);
                     }
                 }
             }
@@ -491,7 +620,7 @@ fn backward<F: Real>(
     let inputs = EdgeBlocks::new(inputs, &layout.input_blocks, &in_strides);
     let frames = EdgeBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let grads_out = EdgeBlocks::new(output_grad, &layout.output_blocks, &out_strides);
-    let total = layout.channels();
+    let (total, frame_width, w) = (layout.channels(), layout.frame_width(), layout.coefficients);
 
     // Unwanted gradients get empty buffers, split into empty pieces.
     let blocks = |wanted: bool, offsets: &[usize], strides: &[usize]| {
@@ -521,6 +650,7 @@ fn backward<F: Real>(
         &tasks,
     );
     let frame_pieces = split_tasks(&mut frame_grad, &frame_offsets, &frame_grad_strides, &tasks);
+    let weight_len = if want_weights { layout.weight_len() } else { 0 };
 
     let weight_grad = input_pieces
         .into_par_iter()
@@ -528,157 +658,102 @@ fn backward<F: Real>(
         .zip(frame_pieces)
         .zip(tasks.par_iter())
         .map(|(((mut dx, mut dcoef), mut dframes), &(start, end))| {
-            let mut scratch = Scratch::new(layout);
-            let mut dweights =
-                vec![F::default(); if want_weights { layout.weight_len() } else { 0 }];
-            for e in start..end {
-                let local = e - start;
-                let edge_coefficients =
-                    &coefficients[e * layout.coefficients..(e + 1) * layout.coefficients];
-                rotate_in(layout, &inputs, &frames, e, &mut scratch.frame);
-                scratch
-                    .frame_grad
-                    .iter_mut()
-                    .for_each(|v| *v = F::default());
-                for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
-                    let weight =
-                        &weights[layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
-                    let rows = layout.rows(l_out);
-                    let width = 2 * l_out + 1;
-                    let g = grads_out.at(l_out, e);
+            let n = end - start;
+            let mut block = Block::new(layout, n);
+            let mut dweights = vec![F::default(); weight_len];
+            for (i, e) in (start..end).enumerate() {
+                let frame = &mut block.frame[i * frame_width..(i + 1) * frame_width];
+                rotate_in(layout, &inputs, &frames, e, frame);
+            }
+            block.frame_grad.iter_mut().for_each(|v| *v = F::default());
+            for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
+                let (rows, width) = (layout.rows(l_out), 2 * l_out + 1);
+                let weight_range = layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1];
+                let weight = &weights[weight_range.clone()];
+                let (products_len, mixed_len) = (rows * total, rows * c_out);
+                for (i, e) in (start..end).enumerate() {
                     products(
                         layout,
                         l_out,
-                        edge_coefficients,
-                        &scratch.frame,
-                        &mut scratch.products,
+                        &coefficients[e * w..(e + 1) * w],
+                        &block.frame[i * frame_width..(i + 1) * frame_width],
+                        &mut block.products[i * products_len..(i + 1) * products_len],
                     );
-                    // Gradient of the mixed messages: dmixed[r, :] = sum_j D[r, j] g[j, :].
-                    let dmixed = &mut scratch.mixed_grad[..rows * c_out];
+                    let g = grads_out.at(l_out, e);
+                    let dmixed = &mut block.mixed_grad[i * mixed_len..(i + 1) * mixed_len];
                     if l_out == 0 {
-                        dmixed.copy_from_slice(&g[..c_out]);
+                        dmixed.copy_from_slice(g);
                     } else {
-                        let d = frames.at(l_out, e);
-                        dmixed.iter_mut().for_each(|v| *v = F::default());
+                        rotate_back_grad(frames.at(l_out, e), width, rows, g, dmixed);
+                    }
+                }
+                if want_frames && l_out > 0 {
+                    // dD[r, j] = mixed[r, :] . g[j, :]
+                    mix(layout, l_out, n, weight, &block.products, &mut block.mixed);
+                    for (i, e) in (start..end).enumerate() {
+                        let (mixed, g) = (
+                            &block.mixed[i * mixed_len..(i + 1) * mixed_len],
+                            grads_out.at(l_out, e),
+                        );
+                        let dd = &mut dframes[l_out][i * width * width..(i + 1) * width * width];
                         for r in 0..rows {
                             for j in 0..width {
-                                axpy(
-                                    &mut dmixed[r * c_out..(r + 1) * c_out],
-                                    d[r * width + j],
+                                dd[r * width + j] += dot(
+                                    &mixed[r * c_out..(r + 1) * c_out],
                                     &g[j * c_out..(j + 1) * c_out],
                                 );
                             }
                         }
-                        if want_frames {
-                            // dD[r, j] = sum_o mixed[r, o] g[j, o]
-                            mix(layout, l_out, weight, &scratch.products, &mut scratch.mixed);
-                            let dd = &mut dframes[l_out]
-                                [local * width * width..(local + 1) * width * width];
-                            for r in 0..rows {
-                                let row = &scratch.mixed[r * c_out..(r + 1) * c_out];
-                                for j in 0..width {
-                                    dd[r * width + j] += dot(row, &g[j * c_out..(j + 1) * c_out]);
-                                }
-                            }
-                        }
-                    }
-                    let dmixed = &scratch.mixed_grad[..rows * c_out];
-                    // Through the mixing: dproducts[r, t] = W[t, :] . dmixed[r, :], dW[t, :] += products[r, t] dmixed[r, :].
-                    for r in 0..rows {
-                        let first = layout.channel_start[order_of_row(r)];
-                        let dm = &dmixed[r * c_out..(r + 1) * c_out];
-                        for t in first..total {
-                            scratch.products_grad[r * total + t] =
-                                dot(&weight[t * c_out..(t + 1) * c_out], dm);
-                        }
-                        if want_weights {
-                            let dw = &mut dweights
-                                [layout.weight_blocks[l_out]..layout.weight_blocks[l_out + 1]];
-                            for t in first..total {
-                                axpy(
-                                    &mut dw[t * c_out..(t + 1) * c_out],
-                                    scratch.products[r * total + t],
-                                    dm,
-                                );
-                            }
-                        }
-                    }
-                    // Through the products, order by order.
-                    for m in 0..=l_out.min(layout.orders) {
-                        let first = layout.channel_start[m];
-                        let width_m = total - first;
-                        let a_at = layout.coefficient(m, false, l_out, 0);
-                        let a = &edge_coefficients[a_at..a_at + width_m];
-                        if m == 0 {
-                            let (x, gp) = (
-                                &scratch.frame[first..total],
-                                &scratch.products_grad[first..total],
-                            );
-                            if want_coefficients {
-                                for t in 0..width_m {
-                                    dcoef[0][local * layout.coefficients + a_at + t] +=
-                                        x[t] * gp[t];
-                                }
-                            }
-                            let df = &mut scratch.frame_grad[first..total];
-                            for t in 0..width_m {
-                                df[t] += a[t] * gp[t];
-                            }
-                            continue;
-                        }
-                        let b_at = layout.coefficient(m, true, l_out, 0);
-                        let b = &edge_coefficients[b_at..b_at + width_m];
-                        let (rp, rm) = ((2 * m - 1) * total + first, 2 * m * total + first);
-                        for t in 0..width_m {
-                            let (p, q) = (scratch.frame[rp + t], scratch.frame[rm + t]);
-                            let (gp, gq) =
-                                (scratch.products_grad[rp + t], scratch.products_grad[rm + t]);
-                            if want_coefficients {
-                                let row = &mut dcoef[0][local * layout.coefficients..];
-                                row[a_at + t] += gp * p + gq * q;
-                                row[b_at + t] += gq * p - gp * q;
-                            }
-                            scratch.frame_grad[rp + t] += a[t] * gp + b[t] * gq;
-                            scratch.frame_grad[rm + t] += a[t] * gq - b[t] * gp;
-                        }
                     }
                 }
-                // Through the rotation into the frame.
-                for (l, &c) in layout.dims_in.iter().enumerate() {
-                    let first = layout.channel_start[l];
-                    let stride = (2 * l + 1) * c;
-                    if l == 0 {
-                        if want_inputs {
-                            dx[0][local * stride..(local + 1) * stride]
-                                .copy_from_slice(&scratch.frame_grad[first..first + c]);
-                        }
-                        continue;
-                    }
-                    let d = frames.at(l, e);
-                    let width = 2 * l + 1;
-                    let x = inputs.at(l, e);
-                    for r in 0..layout.rows(l) {
-                        let df = &scratch.frame_grad[r * total + first..r * total + first + c];
-                        if want_inputs {
-                            let dxl = &mut dx[l][local * stride..(local + 1) * stride];
-                            for j in 0..width {
-                                axpy(&mut dxl[j * c..(j + 1) * c], d[r * width + j], df);
-                            }
-                        }
-                        if want_frames {
-                            let dd =
-                                &mut dframes[l][local * width * width..(local + 1) * width * width];
-                            for j in 0..width {
-                                dd[r * width + j] += dot(df, &x[j * c..(j + 1) * c]);
-                            }
-                        }
-                    }
+                let block_rows = n * rows;
+                // dproducts = dmixed W^T; dW += products^T dmixed.
+                F::gemm(
+                    [block_rows, c_out, total],
+                    F::of(1.0),
+                    (&block.mixed_grad, [c_out, 1]),
+                    (weight, [1, c_out]),
+                    F::default(),
+                    (&mut block.products_grad, total),
+                );
+                if want_weights {
+                    F::gemm(
+                        [total, block_rows, c_out],
+                        F::of(1.0),
+                        (&block.products, [1, total]),
+                        (&block.mixed_grad, [c_out, 1]),
+                        F::of(1.0),
+                        (&mut dweights[weight_range], c_out),
+                    );
                 }
+                for (i, e) in (start..end).enumerate() {
+                    products_backward(
+                        layout,
+                        l_out,
+                        &coefficients[e * w..(e + 1) * w],
+                        &block.frame[i * frame_width..(i + 1) * frame_width],
+                        &block.products_grad[i * products_len..(i + 1) * products_len],
+                        &mut block.frame_grad[i * frame_width..(i + 1) * frame_width],
+                        want_coefficients.then(|| &mut dcoef[0][i * w..(i + 1) * w]),
+                    );
+                }
+            }
+            for (i, e) in (start..end).enumerate() {
+                rotate_in_backward(
+                    layout,
+                    &inputs,
+                    &frames,
+                    e,
+                    &block.frame_grad[i * frame_width..(i + 1) * frame_width],
+                    want_inputs.then_some(&mut dx[..]),
+                    want_frames.then_some(&mut dframes[..]),
+                    i,
+                );
             }
             dweights
         })
         .reduce(
-            || vec![F::default(); if want_weights { layout.weight_len() } else { 0 }],
+            || vec![F::default(); weight_len],
             |mut a, b| {
                 a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
                 a

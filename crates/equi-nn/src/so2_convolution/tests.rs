@@ -423,8 +423,15 @@ fn relative_difference(reference: &[f64], got: &[f64]) -> f64 {
 
 #[test]
 fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
-    // A coincident atom adds a masked zero-length edge.
-    let points: Vec<[f64; 3]> = POLES.iter().copied().chain([[0.0, 0.0, 1.3]]).collect();
+    // A coincident atom adds a masked zero-length edge; 14 atoms make 182
+    // edges, more than one task of the kernel.
+    let extra = normals(21, 17);
+    let points: Vec<[f64; 3]> = POLES
+        .iter()
+        .copied()
+        .chain([[0.0, 0.0, 1.3]])
+        .chain(extra.chunks(3).map(|p| [p[0], p[1], p[2]]))
+        .collect();
     let wide: (&[usize], &[usize], Option<usize>) = (&[9, 5, 3], &[7, 4, 6], None);
     for (dims_in, dims_out, m_max) in LAYERS.into_iter().chain([wide]) {
         let layer = layer::<Grad>(dims_in, dims_out, MessagePath::So2, m_max);
