@@ -29,6 +29,8 @@
 //! Threads: the CPU backends use rayon; set `RAYON_NUM_THREADS` to fix the
 //! thread count (the comparison script uses 2, as for the reference).
 
+#[path = "../src/allocator.rs"]
+mod allocator;
 #[path = "equiformer/breakdown.rs"]
 mod breakdown;
 #[path = "equiformer/child.rs"]
@@ -51,6 +53,7 @@ use options::parse_args;
 use parent::parent_main;
 
 fn main() {
+    allocator::keep_freed_memory();
     let options = parse_args();
     equi_nn::set_fused_kernels(!options.generic_kernels);
     if options.ops {

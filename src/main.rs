@@ -1,5 +1,7 @@
 //! The `equiformer` program: train, evaluate and predict from a TOML configuration.
 
+mod allocator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -121,6 +123,7 @@ fn run(command: Command) -> Result<(), TrainError> {
 }
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()
