@@ -338,7 +338,11 @@ impl So2Convolution {
             && dims_out.len() == self.degrees_out
             && mix.weights.iter().all(|w| w.dims()[0] == total)
             && self.dims_in.iter().chain(&dims_out).all(|&c| c > 0);
-        if !fits || !host_ops::serves::<B>(coefficients.dtype()) {
+        let dtype = coefficients.dtype();
+        let same_dtype = inputs.iter().all(|x| x.dtype() == dtype)
+            && frames.wigner.iter().all(|d| d.dtype() == dtype)
+            && mix.weights.iter().all(|w| w.val().dtype() == dtype);
+        if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
             return None;
         }
         let layout = Arc::new(So2Layout::new(

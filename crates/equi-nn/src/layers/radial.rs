@@ -93,7 +93,14 @@ impl<B: Backend> RadialMlp<B> {
         let rows = dims[..D - 1].iter().product::<usize>();
         let [_, d_hidden] = input.weight.dims();
         let [_, d_output] = output.weight.dims();
-        if rows == 0 || !norms_without_bias || !host_ops::serves::<B>(features.dtype()) {
+        let dtype = features.dtype();
+        let params = [&input.weight, &hidden.weight, &output.weight];
+        let same_dtype = params.iter().all(|w| w.val().dtype() == dtype)
+            && [&b1, &b2, &b3].iter().all(|b| b.dtype() == dtype)
+            && [&self.norm_in, &self.norm_hidden]
+                .iter()
+                .all(|n| n.gamma.val().dtype() == dtype);
+        if rows == 0 || !norms_without_bias || !same_dtype || !host_ops::serves::<B>(dtype) {
             return None;
         }
         let kernel = std::sync::Arc::new(RadialKernel {
@@ -135,6 +142,15 @@ mod tests {
     use super::*;
 
     type Grad = Autodiff<NdArray<f64>>;
+
+    /// Every parameter cast to `f64`, still a leaf that requires its gradient.
+    struct InF64;
+
+    impl<B: Backend> burn::module::ModuleMapper<B> for InF64 {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            param.map(|t| t.cast(burn::tensor::DType::F64).detach().require_grad())
+        }
+    }
 
     fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
         t.into_data().to_vec::<f64>().expect("f64 data")
@@ -184,6 +200,9 @@ mod tests {
                 &device,
             ));
         }
+        // The device's default float type is fixed by the first tensor of the
+        // process, which in this test binary may be an f32 test's.
+        let mlp = mlp.map(&mut InF64);
         let features = Tensor::<Grad, 4>::from_data(
             TensorData::new(
                 (0..2 * 3 * 50 * 6)

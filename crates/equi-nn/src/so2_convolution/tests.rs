@@ -403,6 +403,27 @@ fn message_call<B: burn::tensor::backend::AutodiffBackend>(
     all
 }
 
+/// Casts every parameter to `f64`, keeping it a leaf that requires its gradient.
+///
+/// The ndarray device's default float type is fixed, once per process, by the
+/// first tensor created on it; in this test binary that may be an `f32` test,
+/// and then freshly initialised `NdArray<f64>` parameters are `f32`.
+struct InF64;
+
+impl<B: Backend> burn::module::ModuleMapper<B> for InF64 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.map(|t| {
+            let tracked = t.is_require_grad();
+            let t = t.cast(burn::tensor::DType::F64).detach();
+            if tracked {
+                t.require_grad()
+            } else {
+                t
+            }
+        })
+    }
+}
+
 /// Largest difference relative to the largest entry of `reference`.
 fn relative_difference(reference: &[f64], got: &[f64]) -> f64 {
     assert_eq!(reference.len(), got.len());
@@ -434,7 +455,7 @@ fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
         .collect();
     let wide: (&[usize], &[usize], Option<usize>) = (&[9, 5, 3], &[7, 4, 6], None);
     for (dims_in, dims_out, m_max) in LAYERS.into_iter().chain([wide]) {
-        let layer = layer::<Grad>(dims_in, dims_out, MessagePath::So2, m_max);
+        let layer = layer::<Grad>(dims_in, dims_out, MessagePath::So2, m_max).map(&mut InF64);
         let reference = message_call(&layer, &points, false);
         let fused = message_call(&layer, &points, true);
         let error = relative_difference(&reference, &fused);
@@ -449,7 +470,7 @@ fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
 fn fused_kernel_matches_the_tensor_operations_without_autodiff() {
     let points: Vec<[f64; 3]> = POLES.to_vec();
     let (dims_in, dims_out) = ([3, 2, 2, 1], [2, 3, 1]);
-    let layer = layer::<F64>(&dims_in, &dims_out, MessagePath::So2, None);
+    let layer = layer::<F64>(&dims_in, &dims_out, MessagePath::So2, None).map(&mut InF64);
     let so2 = layer.so2.as_ref().expect("an SO(2)-path layer");
     let n = points.len();
     let coords = tensor::<F64, 3>(points.iter().flatten().copied().collect(), [1, n, 3]);
