@@ -106,7 +106,6 @@ use serde::{Deserialize, Serialize};
 use so3_math::{clebsch_gordan, rotation_to_z, spherical_harmonics_f64, wigner_d};
 
 use crate::geometry::{path_degrees, EdgeGeometry, NeighborList};
-use crate::layers::EquivariantLinear;
 use crate::tensor_product::DepthwiseTensorProduct;
 
 mod kernel;
@@ -298,7 +297,7 @@ impl So2Convolution {
         inputs: &[Tensor<B, 5>],
         coefficients: Tensor<B, 4>,
         geometry: &EdgeGeometry<B>,
-        mix: &EquivariantLinear<B>,
+        mix: &[Tensor<B, 2>],
     ) -> Vec<Tensor<B, 5>> {
         let [batch, n, k, width] = coefficients.dims();
         let coefficients = coefficients.reshape([batch * n * k, width]);
@@ -326,22 +325,22 @@ impl So2Convolution {
         inputs: &[Tensor<B, 5>],
         coefficients: &Tensor<B, 2>,
         frames: &EdgeFrames<B>,
-        mix: &EquivariantLinear<B>,
+        mix: &[Tensor<B, 2>],
         [batch, n, k]: [usize; 3],
     ) -> Option<Vec<Tensor<B, 5>>> {
         let edges = batch * n * k;
         let total: usize = self.dims_in.iter().sum();
-        let dims_out: Vec<usize> = mix.weights.iter().map(|w| w.dims()[1]).collect();
+        let dims_out: Vec<usize> = mix.iter().map(|w| w.dims()[1]).collect();
         let frame_degrees = self.dims_in.len().max(self.degrees_out).saturating_sub(1);
         let fits = edges > 0
             && frame_degrees >= 1
             && dims_out.len() == self.degrees_out
-            && mix.weights.iter().all(|w| w.dims()[0] == total)
+            && mix.iter().all(|w| w.dims()[0] == total)
             && self.dims_in.iter().chain(&dims_out).all(|&c| c > 0);
         let dtype = coefficients.dtype();
         let same_dtype = inputs.iter().all(|x| x.dtype() == dtype)
             && frames.wigner.iter().all(|d| d.dtype() == dtype)
-            && mix.weights.iter().all(|w| w.val().dtype() == dtype);
+            && mix.iter().all(|w| w.dtype() == dtype);
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
             return None;
         }
@@ -364,11 +363,7 @@ impl So2Convolution {
         let packed_frames = (1..=frame_degrees)
             .map(|l| flat(frames.wigner[l].clone()))
             .collect();
-        let packed_weights = mix
-            .weights
-            .iter()
-            .map(|w| flat(w.val().unsqueeze()))
-            .collect();
+        let packed_weights = mix.iter().map(|w| flat(w.clone().unsqueeze())).collect();
         let output = host_ops::run(
             &layout,
             [
@@ -402,7 +397,7 @@ impl So2Convolution {
         inputs: &[Tensor<B, 5>],
         coefficients: Tensor<B, 2>,
         frames: &EdgeFrames<B>,
-        mix: &EquivariantLinear<B>,
+        mix: &[Tensor<B, 2>],
         [batch, n, k]: [usize; 3],
     ) -> Vec<Tensor<B, 5>> {
         let edges = batch * n * k;
@@ -434,7 +429,7 @@ impl So2Convolution {
         let frame_inputs = Tensor::cat(frame_inputs, 2); // [E, 2M+1, C_total]
 
         // Per order m and output degree l_out >= m: the rows (+m, -m) of the mixed message.
-        let weights: Vec<Tensor<B, 2>> = mix.weights.iter().map(|w| w.val()).collect();
+        let weights = mix;
         let mut frame_messages: Vec<Vec<Tensor<B, 3>>> = vec![Vec::new(); self.degrees_out];
         let mut offset = 0;
         for m in 0..=orders {

@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
-use crate::fiber::gather_neighbors;
+use crate::fiber::{gather_neighbors, matmul_last};
 use crate::geometry::{path_degrees, EdgeGeometry};
 use crate::layers::{EquivariantLinear, EquivariantLinearConfig, RadialMlp, RadialMlpConfig};
 use crate::so2_convolution::{MessagePath, So2Convolution};
@@ -65,7 +65,7 @@ pub struct DepthwiseTensorProduct<B: Backend> {
     pub(crate) radial: RadialMlp<B>,
     pub(crate) mix: EquivariantLinear<B>,
     self_interact: Option<EquivariantLinear<B>>,
-    to_out: Option<EquivariantLinear<B>>,
+    pub(crate) to_out: Option<EquivariantLinear<B>>,
     pub(crate) dims_in: Vec<usize>,
     pub(crate) dims_out: Vec<usize>,
     pool: bool,
@@ -177,6 +177,43 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         senders: &[Tensor<B, 4>],
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 5>> {
+        self.mixed_messages_to(receivers, senders, geometry, &self.mix_weights())
+    }
+
+    /// The mixing weights, one `[C_total, C_out(l)]` per output degree.
+    fn mix_weights(&self) -> Vec<Tensor<B, 2>> {
+        self.mix.weights.iter().map(|w| w.val()).collect()
+    }
+
+    /// The mixing followed by `to_out`, as one linear map per degree, when the
+    /// layer has `to_out` and both keep every degree (`None` otherwise).
+    ///
+    /// Both are channel maps, which commute with rotations and with the mean
+    /// over slots, so mixing with `W_mix W_out` gives the layer's output with
+    /// one pass over the edges instead of two.
+    fn mix_then_out(&self) -> Option<Vec<Tensor<B, 2>>> {
+        let to_out = self.to_out.as_ref()?;
+        if to_out.weights.len() != self.mix.weights.len() {
+            return None;
+        }
+        let weights = self
+            .mix
+            .weights
+            .iter()
+            .zip(&to_out.weights)
+            .map(|(mix, out)| mix.val().matmul(out.val()))
+            .collect();
+        Some(weights)
+    }
+
+    /// [`Self::edge_messages_to`] with the channel mixing `mix`.
+    fn mixed_messages_to(
+        &self,
+        receivers: &[Tensor<B, 4>],
+        senders: &[Tensor<B, 4>],
+        geometry: &EdgeGeometry<B>,
+        mix: &[Tensor<B, 2>],
+    ) -> Vec<Tensor<B, 5>> {
         let (receivers, senders) = match (&self.to_receiver, &self.to_sender) {
             (Some(receiver), Some(sender)) => (
                 Some(receiver.forward(receivers.to_vec())),
@@ -198,7 +235,7 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             .collect();
         let weights = self.radial.forward(geometry.radial_features.clone()); // [B, N, K, W]
         if let Some(so2) = &self.so2 {
-            return so2.edge_messages(&inputs, weights, geometry, &self.mix);
+            return so2.edge_messages(&inputs, weights, geometry, mix);
         }
         let [batch, n, k, _] = weights.dims();
         let mut offset = 0;
@@ -226,7 +263,11 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             }
             messages.push(Tensor::cat(parts, 4));
         }
-        self.mix.forward(messages)
+        messages
+            .into_iter()
+            .zip(mix)
+            .map(|(m, w)| matmul_last(m, w.clone()))
+            .collect()
     }
 
     /// The full layer.
@@ -254,7 +295,9 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         senders: &[Tensor<B, 4>],
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 5>> {
-        let messages = self.edge_messages_to(receivers, senders, geometry);
+        let folded = self.mix_then_out();
+        let mix = folded.clone().unwrap_or_else(|| self.mix_weights());
+        let messages = self.mixed_messages_to(receivers, senders, geometry, &mix);
         let mask = geometry.neighbors.mask.clone();
         let outputs: Vec<Tensor<B, 5>> = if self.pool {
             messages
@@ -264,9 +307,9 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         } else {
             messages
         };
-        let outputs = match &self.to_out {
-            Some(to_out) => to_out.forward(outputs),
-            None => outputs,
+        let outputs = match (&self.to_out, &folded) {
+            (Some(to_out), None) => to_out.forward(outputs),
+            _ => outputs,
         };
         let Some(self_interact) = &self.self_interact else {
             return outputs;

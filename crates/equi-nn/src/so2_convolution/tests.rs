@@ -372,11 +372,18 @@ fn message_call<B: burn::tensor::backend::AutodiffBackend>(
     let width = so2.radial_outputs();
     let coefficients = tensor::<B, 2>(normals(edges * width, 5), [edges, width]).require_grad();
     let frames = geometry.frames.as_ref().expect("frames");
+    let mix_weights: Vec<Tensor<B, 2>> = layer.mix.weights.iter().map(|w| w.val()).collect();
     let out = if fused {
-        so2.fused_messages(&inputs, &coefficients, frames, &layer.mix, [b, n, k])
+        so2.fused_messages(&inputs, &coefficients, frames, &mix_weights, [b, n, k])
             .expect("the fused kernel serves Autodiff<NdArray>")
     } else {
-        so2.generic_messages(&inputs, coefficients.clone(), frames, &layer.mix, [b, n, k])
+        so2.generic_messages(
+            &inputs,
+            coefficients.clone(),
+            frames,
+            &mix_weights,
+            [b, n, k],
+        )
     };
     let mut all = Vec::new();
     let mut loss = Tensor::<B, 1>::zeros([1], &Default::default());
@@ -490,11 +497,39 @@ fn fused_kernel_matches_the_tensor_operations_without_autodiff() {
     let width = so2.radial_outputs();
     let coefficients = tensor::<F64, 2>(normals(edges * width, 2), [edges, width]);
     let frames = geometry.frames.as_ref().expect("frames");
+    let mix_weights: Vec<Tensor<F64, 2>> = layer.mix.weights.iter().map(|w| w.val()).collect();
     let flatten = |out: Vec<Tensor<F64, 5>>| out.into_iter().flat_map(to_vec).collect::<Vec<f64>>();
     let fused = so2
-        .fused_messages(&inputs, &coefficients, frames, &layer.mix, [b, n, k])
+        .fused_messages(&inputs, &coefficients, frames, &mix_weights, [b, n, k])
         .expect("the fused kernel serves NdArray<f64>");
-    let reference = so2.generic_messages(&inputs, coefficients, frames, &layer.mix, [b, n, k]);
+    let reference = so2.generic_messages(&inputs, coefficients, frames, &mix_weights, [b, n, k]);
     let error = relative_difference(&flatten(reference), &flatten(fused));
     assert!(error < 1e-13, "{error}");
+}
+
+#[test]
+fn folding_the_output_projection_into_the_mixing_changes_nothing() {
+    let points: Vec<[f64; 3]> = POLES.to_vec();
+    let n = points.len();
+    let (dims_in, dims_out) = ([3, 2, 2], [2, 3, 1]);
+    let features = normals(n * Irreps::from_channels(&dims_in).dim(), 4);
+    for path in [MessagePath::So2, MessagePath::So3] {
+        let layer = DepthwiseTensorProductConfig::new(dims_in.to_vec(), dims_out.to_vec(), 7)
+            .with_radial_hidden(8)
+            .with_message_path(Some(path))
+            .with_pool(false)
+            .with_self_interaction(false)
+            .init::<F64>(&Default::default())
+            .map(&mut InF64);
+        let to_out = layer.to_out.as_ref().expect("project_out is on by default");
+        let coords = tensor::<F64, 3>(points.iter().flatten().copied().collect(), [1, n, 3]);
+        let geometry = geometry(coords, 2);
+        let fiber = fiber::<F64>(&dims_in, &features, n);
+        let folded = layer.forward(&fiber, &geometry);
+        let apart = to_out.forward(layer.edge_messages(&fiber, &geometry));
+        let flatten =
+            |out: Vec<Tensor<F64, 5>>| out.into_iter().flat_map(to_vec).collect::<Vec<f64>>();
+        let error = relative_difference(&flatten(apart), &flatten(folded));
+        assert!(error < 1e-13, "{path:?}: {error}");
+    }
 }
