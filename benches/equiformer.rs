@@ -29,8 +29,6 @@
 //! Threads: the CPU backends use rayon; set `RAYON_NUM_THREADS` to fix the
 //! thread count (the comparison script uses 2, as for the reference).
 
-#[path = "../src/allocator.rs"]
-mod allocator;
 #[path = "equiformer/breakdown.rs"]
 mod breakdown;
 #[path = "equiformer/child.rs"]
@@ -52,8 +50,14 @@ use child::child_main;
 use options::parse_args;
 use parent::parent_main;
 
+/// Edge-sized buffers are allocated and freed at every tensor operation; see
+/// [`equiformer::allocator`].
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
-    allocator::keep_freed_memory();
+    equiformer::allocator::keep_freed_memory();
     let options = parse_args();
     equi_nn::set_fused_kernels(!options.generic_kernels);
     if options.ops {

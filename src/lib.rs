@@ -4,10 +4,13 @@
 //! This crate gathers the workspace under one name:
 //! - [`so3`]: exact SO(3) math (irreps, spherical harmonics, Wigner-D, Clebsch-Gordan);
 //! - [`nn`]: layers and models (Equiformer, SchNet);
-//! - [`train`]: data readers, tasks and training.
+//! - [`train`]: data readers, tasks and training;
+//! - [`allocator`]: allocation settings for programs on the CPU backends.
 //!
 //! Choose the backend at compile time with the cargo features `ndarray`
 //! (default, CPU), `wgpu` or `cuda`.
+
+pub mod allocator;
 
 pub use equi_nn as nn;
 pub use equi_train as train;

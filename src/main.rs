@@ -1,7 +1,5 @@
 //! The `equiformer` program: train, evaluate and predict from a TOML configuration.
 
-mod allocator;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -122,8 +120,14 @@ fn run(command: Command) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Edge-sized buffers are allocated and freed at every tensor operation; see
+/// [`equiformer::allocator`].
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
-    allocator::keep_freed_memory();
+    equiformer::allocator::keep_freed_memory();
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()

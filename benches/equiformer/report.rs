@@ -101,6 +101,7 @@ pub(crate) fn meta(options: &Options) -> Value {
         ("flex", cfg!(feature = "flex")),
         ("cpu-parallel", cfg!(feature = "cpu-parallel")),
         ("openblas", cfg!(feature = "openblas")),
+        ("mimalloc", cfg!(feature = "mimalloc")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
