@@ -180,12 +180,16 @@ struct ParameterGradients<'a, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for ParameterGradients<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        // A parameter the loss does not reach has no gradient in Burn's graph on
+        // one backend and a zero one on another (where a fused operation couples
+        // it with parameters the loss does reach): both are zeros.
+        let value = param.val();
+        let size = value.shape().num_elements();
         self.found.push(
-            param
-                .val()
+            value
                 .grad(self.gradients)
                 .map(to_vec)
-                .unwrap_or_default(),
+                .unwrap_or_else(|| vec![0.0; size]),
         );
     }
 }

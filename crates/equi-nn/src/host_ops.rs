@@ -39,6 +39,10 @@ pub fn set_fused_kernels(enabled: bool) {
 
 /// Whether the fused CPU kernels are on (see [`set_fused_kernels`]).
 pub fn fused_kernels() -> bool {
+    #[cfg(test)]
+    if let Some(enabled) = tests::THIS_THREAD.with(std::cell::Cell::get) {
+        return enabled;
+    }
     FUSED.load(Ordering::Relaxed)
 }
 
@@ -304,3 +308,6 @@ impl<B: Backend, F: Real, O: HostOp<N>, const N: usize> Backward<B, N> for HostB
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

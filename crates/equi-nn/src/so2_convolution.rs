@@ -35,6 +35,11 @@
 //! matrices are computed once per forward pass in [`EdgeFrames`], batched
 //! over all edges. Measured crossover: see [`MessagePath::fastest_for`].
 //!
+//! On `NdArray` (f32, f64, with or without autodiff) the messages of all
+//! edges and their gradients run as one fused, multi-threaded host kernel
+//! (`kernel.rs`); other backends, or [`crate::set_fused_kernels`]`(false)`,
+//! use the tensor operations of the same computation.
+//!
 //! # Example
 //!
 //! A layer on the SO(2) path with one channel per degree, on a graph with

@@ -29,6 +29,10 @@ pub struct RadialMlpConfig {
 
 /// `Linear -> SiLU -> LayerNorm -> Linear -> SiLU -> LayerNorm -> Linear`,
 /// as in the reference's radial network (layer norms without bias).
+///
+/// On `NdArray` (f32, f64, with or without autodiff) the whole network and
+/// its gradients run as one fused host kernel; other backends, or
+/// [`crate::set_fused_kernels`]`(false)`, use Burn's layers.
 #[derive(Module, Debug)]
 pub struct RadialMlp<B: Backend> {
     input: Linear<B>,

@@ -1,0 +1,141 @@
+//! The whole model with and without the fused kernels: the same outputs and
+//! the same gradient for every parameter and the coordinates.
+
+use std::cell::Cell;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
+
+use crate::{EquiformerConfig, EquiformerInput};
+
+thread_local! {
+    /// Overrides [`super::fused_kernels`] on this thread (tests run in parallel).
+    pub(crate) static THIS_THREAD: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the fused kernels on or off on this thread.
+pub(crate) fn with_fused_kernels<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
+    THIS_THREAD.with(|cell| cell.set(Some(enabled)));
+    let result = f();
+    THIS_THREAD.with(|cell| cell.set(None));
+    result
+}
+
+type Grad = Autodiff<NdArray<f64>>;
+
+/// Every parameter cast to `f64` (the device's default float type is fixed
+/// by the first tensor of the process, possibly an `f32` test's).
+struct InF64;
+
+impl<B: Backend> ModuleMapper<B> for InF64 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.map(|t| t.cast(DType::F64).detach().require_grad())
+    }
+}
+
+/// Each parameter's gradient, flattened (zeros when it has none).
+struct ParameterGradients<'a, B: AutodiffBackend> {
+    gradients: &'a B::Gradients,
+    found: Vec<Vec<f64>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ParameterGradients<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        // A parameter the loss does not reach has no gradient in Burn's graph,
+        // or a zero one when a fused operation couples it with others.
+        let value = param.val();
+        let size = value.shape().num_elements();
+        let grad = value.grad(self.gradients);
+        self.found
+            .push(grad.map_or_else(|| vec![0.0; size], values));
+    }
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().expect("f64 data")
+}
+
+#[test]
+fn the_fused_kernels_give_the_tensor_operations_outputs_and_gradients() {
+    let device = Default::default();
+    let config = EquiformerConfig::new(vec![4, 4, 2])
+        .with_num_degrees(3)
+        .with_num_tokens(Some(5))
+        .with_dim_head(vec![4])
+        .with_heads(vec![2])
+        .with_depth(2)
+        .with_reduce_dim_out(true);
+    let model = config
+        .init::<Grad>(&device)
+        .expect("valid config")
+        .map(&mut InF64);
+    // Two graphs of 7 atoms, the second padded after 5.
+    let (graphs, n) = (2, 7);
+    let points: Vec<f64> = (0..graphs * n * 3)
+        .map(|i| (i as f64 * 1.37).sin() * 2.0)
+        .collect();
+    let tokens: Vec<i64> = (0..graphs * n).map(|i| (i % 5) as i64).collect();
+    let mask: Vec<bool> = (0..graphs * n).map(|i| i < n || i % n < 5).collect();
+    let run = |fused: bool| {
+        with_fused_kernels(fused, || {
+            let coords = Tensor::<Grad, 3>::from_data(
+                TensorData::new(points.clone(), [graphs, n, 3]),
+                &device,
+            )
+            .require_grad();
+            let input = EquiformerInput::tokens(
+                Tensor::<Grad, 2, Int>::from_data(
+                    TensorData::new(tokens.clone(), [graphs, n]),
+                    &device,
+                ),
+                coords.clone(),
+            )
+            .with_mask(Tensor::<Grad, 2, Bool>::from_data(
+                TensorData::new(mask.clone(), [graphs, n]),
+                &device,
+            ));
+            let out = model.forward(input).expect("valid input");
+            let (type0, type1) = out.reduced().expect("reduce_dim_out");
+            let type1 = type1.expect("a degree-1 output");
+            let objective = (type0.clone() * type0.clone().ones_like().cumsum(1).sin()).sum()
+                + (type1.clone() * type1.clone().ones_like().cumsum(2).cos()).sum();
+            let gradients = objective.backward();
+            let mut visitor = ParameterGradients::<Grad> {
+                gradients: &gradients,
+                found: Vec::new(),
+            };
+            model.visit(&mut visitor);
+            let mut outputs = values(type0);
+            outputs.extend(values(type1));
+            outputs.extend(values(
+                coords.grad(&gradients).expect("coordinates require grad"),
+            ));
+            (outputs, visitor.found)
+        })
+    };
+    let (reference, reference_params) = run(false);
+    let (fused, fused_params) = run(true);
+    let relative = |a: &[f64], b: &[f64]| {
+        assert_eq!(a.len(), b.len(), "sizes");
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+            / scale
+    };
+    let error = relative(&fused, &reference);
+    assert!(error < 1e-10, "outputs and coordinate gradients: {error}");
+    assert_eq!(fused_params.len(), reference_params.len());
+    for (i, (a, b)) in fused_params.iter().zip(&reference_params).enumerate() {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "parameter {i}: gradient sizes (fused, tensor operations)"
+        );
+        let error = relative(a, b);
+        assert!(error < 1e-10, "parameter {i}: {error}");
+    }
+}
