@@ -29,10 +29,12 @@ static FUSED: AtomicBool = AtomicBool::new(true);
 ///
 /// With `NdArray<f32>`, `NdArray<f64>` and their `Autodiff` wrappers, the
 /// SO(2) messages of every edge (rotation into the edge frame, products with
-/// the radial coefficients, channel mixing, rotation back) and the radial
-/// networks run, with their gradients, as one multi-threaded pass each; off,
-/// they run as Burn tensor operations like on every other backend. Both
-/// compute the same function (to rounding); the switch exists to compare them.
+/// the radial coefficients, channel mixing, rotation back), the radial
+/// networks and MLP attention after the messages (logits, softmax over the
+/// neighbours, value gate and projection, weighted sum, head gates) run, with
+/// their gradients, as one multi-threaded pass each; off, they run as Burn
+/// tensor operations like on every other backend. Both compute the same
+/// function (to rounding); the switch exists to compare them.
 pub fn set_fused_kernels(enabled: bool) {
     FUSED.store(enabled, Ordering::Relaxed);
 }
@@ -68,6 +70,9 @@ pub(crate) trait Real:
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
 
+    /// `out[i] = 1 / (1 + exp(-x[i]))`.
+    fn sigmoid_slice(x: &[Self], out: &mut [Self]);
+
     /// `C = alpha A B + beta C` for row-major `A: [m, k]`, `B: [k, n]`,
     /// `C: [m, n]`, each read through its `(row, column)` strides.
     fn gemm(
@@ -86,7 +91,7 @@ fn fits(len: usize, [rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> bool {
 }
 
 macro_rules! real {
-    ($float:ty, $gemm:path) => {
+    ($float:ty, $gemm:path, $sigmoid:path) => {
         impl Real for $float {
             fn of(x: f64) -> Self {
                 x as $float
@@ -96,6 +101,9 @@ macro_rules! real {
             }
             fn sqrt(self) -> Self {
                 <$float>::sqrt(self)
+            }
+            fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
+                $sigmoid(x, out)
             }
             fn gemm(
                 [m, k, n]: [usize; 3],
@@ -136,8 +144,36 @@ macro_rules! real {
     };
 }
 
-real!(f32, matrixmultiply::sgemm);
-real!(f64, matrixmultiply::dgemm);
+real!(f32, matrixmultiply::sgemm, sigmoid_f32);
+real!(f64, matrixmultiply::dgemm, sigmoid_f64);
+
+fn sigmoid_f64(x: &[f64], out: &mut [f64]) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = 1.0 / (1.0 + (-x).exp());
+    }
+}
+
+/// [`Real::sigmoid_slice`] for `f32`, by an exponential that the compiler
+/// vectorises: `e^t = 2^k e^r` with `k = round(t / ln 2)`, `|r| <= ln 2 / 2`,
+/// and a degree-6 polynomial for `e^r` (relative error below `2^-22`).
+fn sigmoid_f32(x: &[f32], out: &mut [f32]) {
+    // Rounds to the nearest integer by float addition (for |t| < 2^22).
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    for (o, &x) in out.iter_mut().zip(x) {
+        // exp(-x), with -x kept where 2^k is a normal float.
+        let t = (-x).clamp(-87.0, 88.0);
+        let k = (t * std::f32::consts::LOG2_E + ROUND) - ROUND;
+        let r = t - k * LN2_HI - k * LN2_LO;
+        let p = 1.0
+            + r * (1.0
+                + r * (0.5
+                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+        *o = 1.0 / (1.0 + p * scale);
+    }
+}
 
 /// A computation with `N` flat inputs and one flat output, run on the host.
 pub(crate) trait HostOp<const N: usize>: Debug + Send + Sync + 'static {
@@ -308,6 +344,8 @@ impl<B: Backend, F: Real, O: HostOp<N>, const N: usize> Backward<B, N> for HostB
         }
     }
 }
+
+pub(crate) mod blocks;
 
 #[cfg(test)]
 pub(crate) mod tests;

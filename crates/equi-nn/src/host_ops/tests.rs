@@ -139,3 +139,32 @@ fn the_fused_kernels_give_the_tensor_operations_outputs_and_gradients() {
         assert!(error < 1e-10, "parameter {i}: {error}");
     }
 }
+
+#[test]
+fn the_vectorised_f32_sigmoid_is_accurate_to_a_few_ulps_or_below_1e_minus_37() {
+    let inputs: Vec<f32> = (-2000..=2000)
+        .map(|i| i as f32 * 0.0517)
+        .chain([
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            88.5,
+            -88.5,
+            150.0,
+            -150.0,
+            f32::MAX,
+            f32::MIN,
+        ])
+        .collect();
+    let mut got = vec![0.0f32; inputs.len()];
+    <f32 as super::Real>::sigmoid_slice(&inputs, &mut got);
+    for (&x, &y) in inputs.iter().zip(&got) {
+        let exact = 1.0 / (1.0 + (-(x as f64)).exp());
+        let error = (y as f64 - exact).abs();
+        assert!(
+            error <= 4.0 * f32::EPSILON as f64 * exact || error < 1e-37,
+            "sigmoid({x}) = {y}, exact {exact}"
+        );
+    }
+}

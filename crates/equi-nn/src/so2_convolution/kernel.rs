@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use crate::host_ops::blocks::{axpy, dot, offsets, split_tasks, task_ranges, RowBlocks};
 use crate::host_ops::{HostOp, Real};
 
 /// Edges per task: large enough to amortise the scratch buffers, small
@@ -42,15 +43,6 @@ pub(crate) struct So2Layout {
     frame_blocks: Vec<usize>,
     weight_blocks: Vec<usize>,
     output_blocks: Vec<usize>,
-}
-
-/// Offsets of consecutive blocks of the given sizes, and their total.
-fn offsets(sizes: impl Iterator<Item = usize>) -> Vec<usize> {
-    let mut at = vec![0];
-    for size in sizes {
-        at.push(at.last().copied().unwrap_or(0) + size);
-    }
-    at
 }
 
 impl So2Layout {
@@ -179,10 +171,7 @@ impl So2Layout {
 
     /// Edge ranges of the parallel tasks.
     fn tasks(&self) -> Vec<(usize, usize)> {
-        (0..self.edges)
-            .step_by(EDGES_PER_TASK)
-            .map(|start| (start, (start + EDGES_PER_TASK).min(self.edges)))
-            .collect()
+        task_ranges(self.edges, EDGES_PER_TASK)
     }
 }
 
@@ -224,51 +213,6 @@ impl HostOp<4> for So2Layout {
     }
 }
 
-/// One edge's view of a set of edge-major blocks.
-struct EdgeBlocks<'a, F> {
-    blocks: Vec<&'a [F]>,
-    strides: &'a [usize],
-}
-
-impl<'a, F> EdgeBlocks<'a, F> {
-    fn new(data: &'a [F], offsets: &[usize], strides: &'a [usize]) -> Self {
-        let blocks = strides
-            .iter()
-            .enumerate()
-            .map(|(l, _)| &data[offsets[l]..offsets[l + 1]])
-            .collect();
-        EdgeBlocks { blocks, strides }
-    }
-
-    /// Block `l` of edge `e`.
-    fn at(&self, l: usize, e: usize) -> &'a [F] {
-        let s = self.strides[l];
-        &self.blocks[l][e * s..(e + 1) * s]
-    }
-}
-
-/// Splits edge-major blocks of `data` into per-task mutable pieces: entry
-/// `task` holds, for every block, the rows of that task's edges.
-fn split_tasks<'a, F>(
-    mut data: &'a mut [F],
-    offsets: &[usize],
-    strides: &[usize],
-    tasks: &[(usize, usize)],
-) -> Vec<Vec<&'a mut [F]>> {
-    let mut per_task: Vec<Vec<&'a mut [F]>> = tasks.iter().map(|_| Vec::new()).collect();
-    for (l, &stride) in strides.iter().enumerate() {
-        let (block, rest) = std::mem::take(&mut data).split_at_mut(offsets[l + 1] - offsets[l]);
-        data = rest;
-        let mut block = block;
-        for (task, &(start, end)) in tasks.iter().enumerate() {
-            let (piece, rest) = std::mem::take(&mut block).split_at_mut((end - start) * stride);
-            block = rest;
-            per_task[task].push(piece);
-        }
-    }
-    per_task
-}
-
 /// Scratch space of one task (a block of `n` edges).
 struct Block<F> {
     /// Edge-frame inputs `[n, 2M+1, C_total]` (rows by order; zero where a degree has no such row).
@@ -308,37 +252,11 @@ impl So2Layout {
     }
 }
 
-/// `y += a * x`, elementwise.
-#[inline]
-fn axpy<F: Real>(y: &mut [F], a: F, x: &[F]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
-/// `sum x * y`, in eight interleaved partial sums (so that it vectorises).
-#[inline]
-fn dot<F: Real>(x: &[F], y: &[F]) -> F {
-    let n = x.len().min(y.len());
-    let mut lanes = [F::default(); 8];
-    let split = n - n % 8;
-    for (x, y) in x[..split].chunks_exact(8).zip(y[..split].chunks_exact(8)) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    let mut sum = lanes.iter().fold(F::default(), |acc, &v| acc + v);
-    for k in split..n {
-        sum += x[k] * y[k];
-    }
-    sum
-}
-
 /// Rotates edge `e`'s inputs into its frame: `frame[r, start_l + c] = sum_j D_l[r, j] x_l[j, c]`.
 fn rotate_in<F: Real>(
     layout: &So2Layout,
-    inputs: &EdgeBlocks<'_, F>,
-    frames: &EdgeBlocks<'_, F>,
+    inputs: &RowBlocks<'_, F>,
+    frames: &RowBlocks<'_, F>,
     e: usize,
     frame: &mut [F],
 ) {
@@ -367,8 +285,8 @@ fn rotate_in<F: Real>(
 #[allow(clippy::too_many_arguments)]
 fn rotate_in_backward<F: Real>(
     layout: &So2Layout,
-    inputs: &EdgeBlocks<'_, F>,
-    frames: &EdgeBlocks<'_, F>,
+    inputs: &RowBlocks<'_, F>,
+    frames: &RowBlocks<'_, F>,
     e: usize,
     frame_grad: &[F],
     dx: Option<&mut [&mut [F]]>,
@@ -555,8 +473,8 @@ fn forward<F: Real>(layout: &So2Layout, data: &[Vec<F>; 4]) -> Vec<F> {
         layout.frame_strides(),
         layout.output_strides(),
     );
-    let inputs = EdgeBlocks::new(inputs, &layout.input_blocks, &in_strides);
-    let frames = EdgeBlocks::new(frames, &layout.frame_blocks, &frame_strides);
+    let inputs = RowBlocks::new(inputs, &layout.input_blocks, &in_strides);
+    let frames = RowBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let pieces = split_tasks(&mut output, &layout.output_blocks, &out_strides, &tasks);
     let (total, frame_width, w) = (layout.channels(), layout.frame_width(), layout.coefficients);
     pieces
@@ -617,9 +535,9 @@ fn backward<F: Real>(
         layout.frame_strides(),
         layout.output_strides(),
     );
-    let inputs = EdgeBlocks::new(inputs, &layout.input_blocks, &in_strides);
-    let frames = EdgeBlocks::new(frames, &layout.frame_blocks, &frame_strides);
-    let grads_out = EdgeBlocks::new(output_grad, &layout.output_blocks, &out_strides);
+    let inputs = RowBlocks::new(inputs, &layout.input_blocks, &in_strides);
+    let frames = RowBlocks::new(frames, &layout.frame_blocks, &frame_strides);
+    let grads_out = RowBlocks::new(output_grad, &layout.output_blocks, &out_strides);
     let (total, frame_width, w) = (layout.channels(), layout.frame_width(), layout.coefficients);
 
     // Unwanted gradients get empty buffers, split into empty pieces.

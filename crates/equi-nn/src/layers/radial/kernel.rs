@@ -9,6 +9,7 @@
 
 use rayon::prelude::*;
 
+use crate::host_ops::blocks::task_ranges;
 use crate::host_ops::{HostOp, Real};
 
 /// Rows per task.
@@ -40,13 +41,11 @@ const B3: usize = 8;
 #[derive(Default)]
 struct Stage<F> {
     pre: Vec<F>,
+    /// `sigmoid(h)`.
+    gate: Vec<F>,
     normalized: Vec<F>,
     rstd: Vec<F>,
     out: Vec<F>,
-}
-
-fn sigmoid<F: Real>(x: F) -> F {
-    F::of(1.0) / (F::of(1.0) + (-x).exp())
 }
 
 impl RadialKernel {
@@ -61,10 +60,7 @@ impl RadialKernel {
     }
 
     fn tasks(&self) -> Vec<(usize, usize)> {
-        (0..self.rows)
-            .step_by(ROWS_PER_TASK)
-            .map(|start| (start, (start + ROWS_PER_TASK).min(self.rows)))
-            .collect()
+        task_ranges(self.rows, ROWS_PER_TASK)
     }
 
     /// `x W + b` for `rows` rows of `x: [rows, d_in]`, `W: [d_in, d_out]`.
@@ -96,15 +92,18 @@ impl RadialKernel {
     ) {
         let h = self.d_hidden;
         Self::linear(rows, x, weight, bias, &mut stage.pre);
+        stage.gate.resize(rows * h, F::default());
         stage.normalized.resize(rows * h, F::default());
         stage.out.resize(rows * h, F::default());
         stage.rstd.resize(rows, F::default());
+        F::sigmoid_slice(&stage.pre, &mut stage.gate);
         let scale = F::of(1.0 / h as f64);
         for r in 0..rows {
             let pre = &stage.pre[r * h..(r + 1) * h];
+            let gate = &stage.gate[r * h..(r + 1) * h];
             let normalized = &mut stage.normalized[r * h..(r + 1) * h];
-            for (n, &p) in normalized.iter_mut().zip(pre) {
-                *n = p * sigmoid(p);
+            for ((n, &p), &s) in normalized.iter_mut().zip(pre).zip(gate) {
+                *n = p * s;
             }
             let mean = normalized.iter().fold(F::default(), |a, &v| a + v) * scale;
             let var = normalized
@@ -136,6 +135,7 @@ impl RadialKernel {
         for r in 0..rows {
             let xhat = &stage.normalized[r * h..(r + 1) * h];
             let pre = &stage.pre[r * h..(r + 1) * h];
+            let gate = &stage.gate[r * h..(r + 1) * h];
             let g = &mut grad[r * h..(r + 1) * h];
             let (mut mean_g, mut mean_gx) = (F::default(), F::default());
             for k in 0..h {
@@ -147,7 +147,7 @@ impl RadialKernel {
             let (mean_g, mean_gx, rstd) = (mean_g * scale, mean_gx * scale, stage.rstd[r]);
             for k in 0..h {
                 let ds = rstd * (g[k] - mean_g - xhat[k] * mean_gx);
-                let s = sigmoid(pre[k]);
+                let s = gate[k];
                 g[k] = ds * s * (F::of(1.0) + pre[k] * (F::of(1.0) - s));
             }
         }
