@@ -5,6 +5,8 @@
 //! attends per degree with its own heads, gates each head's output by a
 //! sigmoid of the receiving node's scalars, and projects back to the fiber.
 
+use std::sync::Arc;
+
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -14,6 +16,7 @@ use burn::tensor::{Bool, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{by_node_chunks, EdgeGeometry};
+use crate::host_ops;
 use crate::layers::activation::sigmoid;
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig, Gate,
@@ -22,6 +25,10 @@ use crate::linear_attention::{LinearAttention, LinearAttentionConfig};
 use crate::so2_convolution::MessagePath;
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
 use so3_math::precision::{masked_logit, positive_floor};
+
+mod kernel;
+
+use kernel::{AttentionReadout, AttentionSizes};
 
 /// How attention logits are formed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,17 +283,26 @@ impl<B: Backend> EquivariantAttention<B> {
             let own = Tensor::<B, 3, Bool>::full([batch, n, 1], true, &slot_mask.device());
             slot_mask = Tensor::cat(vec![own, slot_mask], 2);
         }
-        let edge_fiber = self.messages.forward_to(receivers, senders, geometry); // [B, R, K', 2l+1, C]
+        let (edges, own) = self.messages.parts_to(receivers, senders, geometry);
+        let gates = self.head_gates.as_ref().map(|linear| {
+            let scalars = receivers[0].clone().squeeze_dim::<3>(2); // [B, R, C0]
+            sigmoid(linear.forward(scalars)) // [B, R, sum(heads)]
+        });
+        if let Logits::Mlp(layers) = &self.logits {
+            let mask = &geometry.neighbors.mask;
+            if let Some(outputs) =
+                self.fused_mlp_readout(layers, &edges, own.as_deref(), mask, gates.as_ref())
+            {
+                return outputs;
+            }
+        }
+        let edge_fiber = self.messages.join_parts(edges, own); // [B, R, K', 2l+1, C]
         let (attention, values) = match &self.logits {
             Logits::Mlp(layers) => self.mlp_logits(layers, edge_fiber, &slot_mask),
             Logits::Query(to_query) => {
                 self.query_logits(to_query, receivers, edge_fiber, &slot_mask)
             }
         };
-        let gates = self.head_gates.as_ref().map(|linear| {
-            let scalars = receivers[0].clone().squeeze_dim::<3>(2); // [B, R, C0]
-            sigmoid(linear.forward(scalars)) // [B, R, sum(heads)]
-        });
         let mut head_offset = 0;
         let mut outputs = Vec::with_capacity(self.heads.len());
         for (l, (attn, value)) in attention.into_iter().zip(values).enumerate() {
@@ -304,6 +320,109 @@ impl<B: Backend> EquivariantAttention<B> {
             outputs.push(out.reshape([batch, n, m, h * d]));
         }
         outputs
+    }
+
+    /// Everything after the messages of MLP attention (logits, softmax, value
+    /// gate and projection, weighted sum, head gates) by the fused host kernel,
+    /// where the backend and the sizes allow it ([`host_ops::serves`]).
+    ///
+    /// # Shapes
+    /// - `edges[l]`: `[B, R, K, 2l+1, C_l]`, `own[l]`: `[B, R, 2l+1, C_l]`
+    /// - `mask`: `[B, R, K]`, `head_gates`: `[B, R, sum(heads)]`
+    /// - output `[l]`: `[B, R, 2l+1, H_l * D_l]`
+    fn fused_mlp_readout(
+        &self,
+        layers: &[Linear<B>],
+        edges: &[Tensor<B, 5>],
+        own: Option<&[Tensor<B, 4>]>,
+        mask: &Tensor<B, 3, Bool>,
+        head_gates: Option<&Tensor<B, 3>>,
+    ) -> Option<Vec<Tensor<B, 4>>> {
+        let projection = self.value_projection.as_ref()?;
+        let degrees = self.heads.len();
+        let [batch, n, slots, _, _] = edges.first()?.dims();
+        let sizes = AttentionSizes {
+            heads: self.heads.clone(),
+            dim_head: self.dim_head.clone(),
+            attn_hidden: self.attn_hidden.clone(),
+            shared_head: self.single_headed_kv,
+            leaky_slope: self.leaky_slope,
+        };
+        let layout = Arc::new(AttentionReadout::new(
+            sizes,
+            batch * n,
+            slots,
+            own.is_some(),
+        ));
+        let logit_weights: Vec<Tensor<B, 2>> = layers.iter().map(|l| l.weight.val()).collect();
+        let projections: Vec<Tensor<B, 2>> = projection.weights.iter().map(|w| w.val()).collect();
+        let message_shape = |l: usize| [2 * l + 1, layout.channels(l)];
+        let fits = batch * n > 0
+            && slots > 0
+            && edges.len() == degrees
+            && edges
+                .iter()
+                .enumerate()
+                .all(|(l, e)| e.dims()[3..] == message_shape(l))
+            && own.is_none_or(|own| {
+                own.len() == degrees
+                    && own
+                        .iter()
+                        .enumerate()
+                        .all(|(l, o)| o.dims()[2..] == message_shape(l))
+            })
+            && layers.iter().all(|l| l.bias.is_none())
+            && (0..degrees).all(|l| {
+                let v = layout.values(l);
+                logit_weights.get(l).map(Tensor::dims) == Some([self.attn_hidden[l], self.heads[l]])
+                    && projections.get(l).map(Tensor::dims) == Some([v, v])
+            });
+        let dtype = edges[0].dtype();
+        let same_dtype = edges
+            .iter()
+            .map(Tensor::dtype)
+            .chain(own.into_iter().flatten().map(Tensor::dtype))
+            .chain(logit_weights.iter().chain(&projections).map(Tensor::dtype))
+            .chain(head_gates.map(Tensor::dtype))
+            .all(|d| d == dtype);
+        if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
+            return None;
+        }
+        let device = edges[0].device();
+        let own = match own {
+            Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
+            None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
+        };
+        let head_gates = match head_gates {
+            Some(gates) => flat(gates.clone()),
+            None => {
+                let count = batch * n * self.heads.iter().sum::<usize>();
+                Tensor::<B, 1>::ones([count], &device).cast(dtype)
+            }
+        };
+        let output = host_ops::run(
+            &layout,
+            [
+                own,
+                Tensor::cat(edges.iter().map(|t| flat(t.clone())).collect(), 0),
+                flat(mask.clone().float().cast(dtype)),
+                Tensor::cat(logit_weights.into_iter().map(flat).collect(), 0),
+                Tensor::cat(projections.into_iter().map(flat).collect(), 0),
+                head_gates,
+            ],
+        );
+        Some(
+            (0..degrees)
+                .map(|l| {
+                    let (at, len) = layout.output_block(l);
+                    let width = self.heads[l] * self.dim_head[l];
+                    output
+                        .clone()
+                        .narrow(0, at, len)
+                        .reshape([batch, n, 2 * l + 1, width])
+                })
+                .collect(),
+        )
     }
 
     /// MLP logits from the invariant part of the messages; values gated then projected.
@@ -386,6 +505,12 @@ impl<B: Backend> EquivariantAttention<B> {
     }
 }
 
+/// `tensor` as one axis.
+fn flat<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, 1> {
+    let len = tensor.shape().num_elements();
+    tensor.reshape([len])
+}
+
 /// Attention-weighted sum of values over neighbour slots, as one batched
 /// matrix product per (node, head) rather than a broadcast and a reduction.
 ///
@@ -435,3 +560,6 @@ pub(crate) fn masked_softmax<B: Backend>(
     let attention = softmax(logits.mask_fill(mask.clone().bool_not(), fill), 2);
     attention * mask.float()
 }
+
+#[cfg(test)]
+mod tests;

@@ -295,6 +295,50 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         senders: &[Tensor<B, 4>],
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 5>> {
+        let (outputs, own) = self.parts_to(receivers, senders, geometry);
+        self.join_parts(outputs, own)
+    }
+
+    /// Adds the own term of [`Self::parts_to`] to the pooled messages, or
+    /// places it in slot 0 before the edge slots, as [`Self::forward_to`] does.
+    pub(crate) fn join_parts(
+        &self,
+        outputs: Vec<Tensor<B, 5>>,
+        own: Option<Vec<Tensor<B, 4>>>,
+    ) -> Vec<Tensor<B, 5>> {
+        let Some(own) = own else {
+            return outputs;
+        };
+        let mut own = own.into_iter().map(|t| t.unsqueeze_dim::<5>(2)); // [B, N, 1, 2l+1, C]
+        outputs
+            .into_iter()
+            .map(|edges| match own.next() {
+                Some(own) if self.pool => edges + own,
+                Some(own) => Tensor::cat(vec![own, edges], 2),
+                // Degrees the input lacks: a zero self slot keeps the slot axis aligned.
+                None if self.pool => edges,
+                None => {
+                    let [batch, n, _, m, c] = edges.dims();
+                    let zeros = Tensor::zeros([batch, n, 1, m, c], &edges.device());
+                    Tensor::cat(vec![zeros, edges], 2)
+                }
+            })
+            .collect()
+    }
+
+    /// [`Self::forward_to`] in its two parts: the messages (pooled, or per
+    /// edge slot without the own slot) and the node's own term, for the
+    /// degrees both fibers have (`None` without self-interaction).
+    ///
+    /// # Shapes
+    /// - first `[l]`: `[B, R, K, 2l+1, C_out(l)]` (`K = 1` when pooling)
+    /// - second `[l]`: `[B, R, 2l+1, C_out(l)]`
+    pub(crate) fn parts_to(
+        &self,
+        receivers: &[Tensor<B, 4>],
+        senders: &[Tensor<B, 4>],
+        geometry: &EdgeGeometry<B>,
+    ) -> (Vec<Tensor<B, 5>>, Option<Vec<Tensor<B, 4>>>) {
         let folded = self.mix_then_out();
         let mix = folded.clone().unwrap_or_else(|| self.mix_weights());
         let messages = self.mixed_messages_to(receivers, senders, geometry, &mix);
@@ -311,29 +355,11 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             (Some(to_out), None) => to_out.forward(outputs),
             _ => outputs,
         };
-        let Some(self_interact) = &self.self_interact else {
-            return outputs;
-        };
-        let own: Vec<Tensor<B, 5>> = self_interact
-            .forward(receivers.to_vec())
-            .into_iter()
-            .map(|t| t.unsqueeze_dim::<5>(2))
-            .collect(); // [B, N, 1, 2l+1, C], for the degrees both sides have
-        let mut own = own.into_iter();
-        outputs
-            .into_iter()
-            .map(|edges| match own.next() {
-                Some(own) if self.pool => edges + own,
-                Some(own) => Tensor::cat(vec![own, edges], 2),
-                // Degrees the input lacks: a zero self slot keeps the slot axis aligned.
-                None if self.pool => edges,
-                None => {
-                    let [batch, n, _, m, c] = edges.dims();
-                    let zeros = Tensor::zeros([batch, n, 1, m, c], &edges.device());
-                    Tensor::cat(vec![zeros, edges], 2)
-                }
-            })
-            .collect()
+        let own = self
+            .self_interact
+            .as_ref()
+            .map(|self_interact| self_interact.forward(receivers.to_vec()));
+        (outputs, own)
     }
 }
 

@@ -1,0 +1,177 @@
+//! The fused MLP attention against its tensor operations: the same outputs
+//! and the same gradients (input fiber, coordinates, every parameter), in
+//! f64, over the layer's options, with padded nodes and empty slots.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{DType, TensorData};
+use so3_math::rotation::RandomRotations;
+
+use super::*;
+use crate::geometry::{radial_basis, NeighborList, NeighborOptions};
+use crate::host_ops::tests::with_fused_kernels;
+use crate::so2_convolution::EdgeFrames;
+
+type Grad = Autodiff<NdArray<f64>>;
+
+/// Every parameter in `f64` plus normal noise, so that zero-initialised
+/// weights (the output projection) pass gradients on.
+struct PerturbedF64(RandomRotations);
+
+impl<B: Backend> ModuleMapper<B> for PerturbedF64 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let dims = tensor.dims();
+        let noise: Vec<f64> = (0..tensor.shape().num_elements())
+            .map(|_| 0.5 * self.0.next_normal())
+            .collect();
+        let noise = Tensor::from_data(TensorData::new(noise, dims), &tensor.device());
+        let tensor = tensor.cast(DType::F64) + noise;
+        Param::from_mapped_value(id, tensor.detach().require_grad(), mapper)
+    }
+}
+
+/// Each parameter's gradient, flattened (zeros when it has none).
+struct ParameterGradients<'a, B: AutodiffBackend> {
+    gradients: &'a B::Gradients,
+    found: Vec<f64>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ParameterGradients<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let value = param.val();
+        let size = value.shape().num_elements();
+        match value.grad(self.gradients) {
+            Some(grad) => self.found.extend(values(grad)),
+            None => self.found.extend(vec![0.0; size]),
+        }
+    }
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().expect("f64 data")
+}
+
+/// Six radial features per edge; two graphs of 7 nodes, the second padded after 4, each node with its 5
+/// nearest neighbours: nodes of the second graph have empty slots, its
+/// padded nodes none valid.
+fn geometry(coords: Tensor<Grad, 3>) -> EdgeGeometry<Grad> {
+    let [graphs, n, _] = coords.dims();
+    let mask: Vec<bool> = (0..graphs * n).map(|i| i < n || i % n < 4).collect();
+    let mask =
+        Tensor::<Grad, 2, Bool>::from_data(TensorData::new(mask, [graphs, n]), &coords.device());
+    let options = NeighborOptions {
+        num_neighbors: Some(5),
+        valid_radius: f64::INFINITY,
+    };
+    let neighbors = NeighborList::nearest(coords, mask.clone(), None, 0, &options);
+    let distance = neighbors
+        .relative
+        .clone()
+        .square()
+        .sum_dim(3)
+        .clamp_min(1e-24)
+        .sqrt();
+    EdgeGeometry {
+        node_mask: mask,
+        radial_features: radial_basis(distance.clone(), 5, 4.0),
+        couplings: Vec::new(),
+        frames: Some(EdgeFrames::new(&neighbors, 2)),
+        distance,
+        neighbors,
+    }
+}
+
+/// Outputs, then the gradients of the fiber, the coordinates and every
+/// parameter, of one forward pass.
+fn attention_call(layer: &EquivariantAttention<Grad>, dims: &[usize], fused: bool) -> Vec<f64> {
+    with_fused_kernels(fused, || {
+        let device = Default::default();
+        let (graphs, n) = (2, 7);
+        let mut draw = RandomRotations::new(5);
+        let mut normal =
+            |count: usize| -> Vec<f64> { (0..count).map(|_| draw.next_normal()).collect() };
+        let coords = Tensor::<Grad, 3>::from_data(
+            TensorData::new(normal(graphs * n * 3), [graphs, n, 3]),
+            &device,
+        )
+        .require_grad();
+        let fiber: Vec<Tensor<Grad, 4>> = dims
+            .iter()
+            .enumerate()
+            .map(|(l, &c)| {
+                let shape = [graphs, n, 2 * l + 1, c];
+                Tensor::from_data(
+                    TensorData::new(normal(shape.iter().product()), shape),
+                    &device,
+                )
+                .require_grad()
+            })
+            .collect();
+        let out = layer.forward(fiber.clone(), &geometry(coords.clone()));
+        let mut all = Vec::new();
+        let mut loss = Tensor::<Grad, 1>::zeros([1], &device);
+        for t in out {
+            let weights = t.clone().ones_like().cumsum(3).sin().detach();
+            loss = loss + (t.clone() * weights).sum();
+            all.extend(values(t));
+        }
+        let gradients = loss.backward();
+        for x in &fiber {
+            all.extend(values(x.grad(&gradients).expect("the fiber requires grad")));
+        }
+        all.extend(values(
+            coords.grad(&gradients).expect("coordinates require grad"),
+        ));
+        let mut visitor = ParameterGradients::<Grad> {
+            gradients: &gradients,
+            found: Vec::new(),
+        };
+        layer.visit(&mut visitor);
+        all.extend(visitor.found);
+        all
+    })
+}
+
+#[test]
+fn fused_mlp_attention_matches_the_tensor_operations_with_all_gradients() {
+    let dims = [5, 3, 2];
+    for attend_self in [true, false] {
+        for single_headed_kv in [false, true] {
+            for gate_heads in [true, false] {
+                let layer =
+                    EquivariantAttentionConfig::new(dims.to_vec(), vec![2, 3, 1], vec![3, 2, 4], 6)
+                        .with_attend_self(attend_self)
+                        .with_single_headed_kv(single_headed_kv)
+                        .with_gate_attn_head_outputs(gate_heads)
+                        .with_attn_hidden_dim_mult(2)
+                        .with_radial_hidden(8)
+                        .with_message_path(Some(MessagePath::So2))
+                        .init::<Grad>(&Default::default())
+                        .map(&mut PerturbedF64(RandomRotations::new(9)));
+                let reference = attention_call(&layer, &dims, false);
+                let fused = attention_call(&layer, &dims, true);
+                assert_eq!(reference.len(), fused.len());
+                let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let error = reference
+                    .iter()
+                    .zip(&fused)
+                    .map(|(a, b)| {
+                        if b.is_finite() {
+                            (a - b).abs()
+                        } else {
+                            f64::INFINITY
+                        }
+                    })
+                    .fold(0.0, f64::max)
+                    / scale;
+                assert!(
+                    error < 1e-12,
+                    "attend_self {attend_self}, single_headed_kv {single_headed_kv}, \
+                     gate_attn_head_outputs {gate_heads}: {error}"
+                );
+            }
+        }
+    }
+}
