@@ -26,6 +26,7 @@ use crate::so2_convolution::MessagePath;
 use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
 use so3_math::precision::{masked_logit, positive_floor};
 
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 mod kernel;
 
 use kernel::{AttentionReadout, AttentionSizes};

@@ -7,7 +7,12 @@
 //! inputs of a [`HostOp`] to its host code; every other backend keeps the
 //! layer's tensor-operation path, which computes the same function.
 
-use std::any::{Any, TypeId};
+// Without `ndarray` no backend is served: the kernels are compiled but never called.
+#![cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+
+use std::any::Any;
+#[cfg(feature = "ndarray")]
+use std::any::TypeId;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
@@ -85,6 +90,49 @@ pub(crate) trait Real:
     );
 }
 
+/// [`Real::gemm`] by plain loops where the product is narrow (`n <= 16`)
+/// and short in `m` or `k` (at most 32): there packing the operands for
+/// the blocked kernel costs about as much as the arithmetic. Returns whether
+/// it computed `C` (operands checked by the caller).
+fn narrow_gemm<F: Real>(
+    [m, k, n]: [usize; 3],
+    alpha: F,
+    (a, [ra, ca]): (&[F], [usize; 2]),
+    (b, [rb, cb]): (&[F], [usize; 2]),
+    beta: F,
+    (c, rc): (&mut [F], usize),
+) -> bool {
+    if n > 16 || m.min(k) > 32 {
+        return false;
+    }
+    let mut row = [F::default(); 16];
+    for i in 0..m {
+        let row = &mut row[..n];
+        row.iter_mut().for_each(|v| *v = F::default());
+        for p in 0..k {
+            let x = a[i * ra + p * ca];
+            if cb == 1 {
+                blocks::axpy(row, x, &b[p * rb..p * rb + n]);
+            } else {
+                for (j, r) in row.iter_mut().enumerate() {
+                    *r += x * b[p * rb + j * cb];
+                }
+            }
+        }
+        let out = &mut c[i * rc..i * rc + n];
+        if beta == F::default() {
+            out.iter_mut()
+                .zip(row.iter())
+                .for_each(|(o, &r)| *o = alpha * r);
+        } else {
+            out.iter_mut()
+                .zip(row.iter())
+                .for_each(|(o, &r)| *o = beta * *o + alpha * r);
+        }
+    }
+    true
+}
+
 /// Checks that a strided `rows x cols` matrix fits in `len` elements.
 fn fits(len: usize, [rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
@@ -119,6 +167,9 @@ macro_rules! real {
                         && fits(c.len(), [m, n], [rsc, 1]),
                     "gemm operands out of bounds"
                 );
+                if narrow_gemm([m, k, n], alpha, (a, sa), (b, sb), beta, (c, rsc)) {
+                    return;
+                }
                 // SAFETY: every element read or written lies within the slices
                 // (checked above), and `c` does not alias `a` or `b` (borrows).
                 unsafe {
@@ -164,13 +215,17 @@ fn sigmoid_f32(x: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(x) {
         // exp(-x), with -x kept where 2^k is a normal float.
         let t = (-x).clamp(-87.0, 88.0);
-        let k = (t * std::f32::consts::LOG2_E + ROUND) - ROUND;
+        let shifted = t * std::f32::consts::LOG2_E + ROUND;
+        let k = shifted - ROUND;
         let r = t - k * LN2_HI - k * LN2_LO;
         let p = 1.0
             + r * (1.0
                 + r * (0.5
                     + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-        let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+        // 2^k from the integer k in the low mantissa bits of `shifted`, by
+        // integer arithmetic only (a float-to-int cast would not vectorise).
+        let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+        let scale = f32::from_bits(k_bits.wrapping_add(127) << 23);
         *o = 1.0 / (1.0 + p * scale);
     }
 }

@@ -102,6 +102,7 @@
 //! # Ok::<(), so3_math::So3Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -116,7 +117,7 @@ use crate::tensor_product::DepthwiseTensorProduct;
 mod kernel;
 
 use crate::host_ops;
-use kernel::So2Layout;
+use kernel::{Gather, So2Layout};
 
 /// Which implementation builds the messages of a layer.
 ///
@@ -306,21 +307,99 @@ impl So2Convolution {
     ) -> Vec<Tensor<B, 5>> {
         let [batch, n, k, width] = coefficients.dims();
         let coefficients = coefficients.reshape([batch * n * k, width]);
-        let needed = self.dims_in.len().max(self.degrees_out).saturating_sub(1);
-        let computed;
-        let frames = match geometry.frames.as_ref().filter(|f| f.l_max() >= needed) {
-            Some(frames) => frames,
-            None => {
-                computed = EdgeFrames::new(&geometry.neighbors, needed);
-                &computed
-            }
-        };
+        let frames = self.frames_of(geometry);
         if let Some(messages) =
-            self.fused_messages(inputs, &coefficients, frames, mix, [batch, n, k])
+            self.fused_messages(inputs, &coefficients, &frames, mix, [batch, n, k])
         {
             return messages;
         }
-        self.generic_messages(inputs, coefficients, frames, mix, [batch, n, k])
+        self.generic_messages(inputs, coefficients, &frames, mix, [batch, n, k])
+    }
+
+    /// [`Self::edge_messages`] with the edge inputs gathered inside the fused
+    /// host kernel: sender features at each neighbour, plus the receiver's
+    /// features when given, without an edge-sized input tensor. `None` where
+    /// the fused kernel does not serve the backend or the sizes.
+    ///
+    /// # Shapes
+    /// - `senders[l]`: `[B, N, 2l+1, C_in(l)]`, `receivers[l]`: `[B, R, 2l+1, C_in(l)]`
+    /// - `geometry`: the receivers' edges, neighbour indices into the senders' `N`
+    /// - `coefficients`: `[B, R, K, radial_outputs]`
+    /// - output `[l]`: `[B, R, K, 2l+1, C_out(l)]`
+    pub(crate) fn node_messages<B: Backend>(
+        &self,
+        senders: &[Tensor<B, 4>],
+        receivers: Option<&[Tensor<B, 4>]>,
+        coefficients: Tensor<B, 4>,
+        geometry: &EdgeGeometry<B>,
+        mix: &[Tensor<B, 2>],
+    ) -> Option<Vec<Tensor<B, 5>>> {
+        let [batch, r, k, width] = coefficients.dims();
+        let n = senders.first()?.dims()[1];
+        let node_shape = |l: usize| [2 * l + 1, self.dims_in[l]];
+        let fits = senders.len() == self.dims_in.len()
+            && senders
+                .iter()
+                .enumerate()
+                .all(|(l, x)| x.dims() == [batch, n, 2 * l + 1, self.dims_in[l]])
+            && receivers.is_none_or(|receivers| {
+                receivers.len() == self.dims_in.len()
+                    && receivers
+                        .iter()
+                        .enumerate()
+                        .all(|(l, x)| x.dims()[..2] == [batch, r] && x.dims()[2..] == node_shape(l))
+            })
+            && geometry.neighbors.index.dims() == [batch, r, k];
+        let dtype = coefficients.dtype();
+        let same_dtype = senders
+            .iter()
+            .chain(receivers.into_iter().flatten())
+            .all(|x| x.dtype() == dtype);
+        if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
+            return None;
+        }
+        // Sender row of each edge in the flattened `[B * N]` node axis.
+        let index = geometry.neighbors.index.clone().into_data();
+        let sender: Vec<usize> = index
+            .iter::<i64>()
+            .enumerate()
+            .map(|(e, i)| usize::try_from(i).map_or(usize::MAX, |i| (e / (r * k)) * n + i))
+            .collect();
+        let gather = Gather::new(sender, batch * n, k, receivers.is_some())?;
+        let flat_nodes = |x: &Tensor<B, 4>| {
+            let len = x.shape().num_elements();
+            x.clone().reshape([len])
+        };
+        let packed = senders
+            .iter()
+            .chain(receivers.into_iter().flatten())
+            .map(flat_nodes)
+            .collect();
+        let frames = self.frames_of(geometry);
+        let coefficients = coefficients.reshape([batch * r * k, width]);
+        self.run_fused(
+            Tensor::cat(packed, 0),
+            Some(gather),
+            &coefficients,
+            &frames,
+            mix,
+            [batch, r, k],
+        )
+    }
+
+    /// The geometry's frames, or frames computed here when it has none up to
+    /// the degrees this kernel needs.
+    fn frames_of<'a, B: Backend>(&self, geometry: &'a EdgeGeometry<B>) -> Cow<'a, EdgeFrames<B>> {
+        let needed = self.frame_degrees();
+        match geometry.frames.as_ref().filter(|f| f.l_max() >= needed) {
+            Some(frames) => Cow::Borrowed(frames),
+            None => Cow::Owned(EdgeFrames::new(&geometry.neighbors, needed)),
+        }
+    }
+
+    /// Highest degree of the frames this kernel uses.
+    fn frame_degrees(&self) -> usize {
+        self.dims_in.len().max(self.degrees_out).saturating_sub(1)
     }
 
     /// [`Self::edge_messages`] by the fused host kernel, where the backend
@@ -334,37 +413,71 @@ impl So2Convolution {
         [batch, n, k]: [usize; 3],
     ) -> Option<Vec<Tensor<B, 5>>> {
         let edges = batch * n * k;
+        let dtype = coefficients.dtype();
+        if inputs.len() != self.dims_in.len()
+            || !inputs.iter().all(|x| x.dtype() == dtype)
+            || !host_ops::serves::<B>(dtype)
+        {
+            return None;
+        }
+        let packed = inputs
+            .iter()
+            .enumerate()
+            .map(|(l, x)| {
+                let len = edges * (2 * l + 1) * self.dims_in[l];
+                x.clone().reshape([len])
+            })
+            .collect();
+        self.run_fused(
+            Tensor::cat(packed, 0),
+            None,
+            coefficients,
+            frames,
+            mix,
+            [batch, n, k],
+        )
+    }
+
+    /// Runs the fused kernel on the packed edge inputs (or node features,
+    /// with `gather`); `None` where the sizes or types do not fit it.
+    fn run_fused<B: Backend>(
+        &self,
+        packed_inputs: Tensor<B, 1>,
+        gather: Option<Gather>,
+        coefficients: &Tensor<B, 2>,
+        frames: &EdgeFrames<B>,
+        mix: &[Tensor<B, 2>],
+        [batch, n, k]: [usize; 3],
+    ) -> Option<Vec<Tensor<B, 5>>> {
+        let edges = batch * n * k;
         let total: usize = self.dims_in.iter().sum();
         let dims_out: Vec<usize> = mix.iter().map(|w| w.dims()[1]).collect();
-        let frame_degrees = self.dims_in.len().max(self.degrees_out).saturating_sub(1);
+        let frame_degrees = self.frame_degrees();
         let fits = edges > 0
             && frame_degrees >= 1
+            && coefficients.dims() == [edges, self.radial_outputs()]
             && dims_out.len() == self.degrees_out
             && mix.iter().all(|w| w.dims()[0] == total)
             && self.dims_in.iter().chain(&dims_out).all(|&c| c > 0);
         let dtype = coefficients.dtype();
-        let same_dtype = inputs.iter().all(|x| x.dtype() == dtype)
+        let same_dtype = packed_inputs.dtype() == dtype
             && frames.wigner.iter().all(|d| d.dtype() == dtype)
             && mix.iter().all(|w| w.dtype() == dtype);
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
             return None;
         }
-        let layout = Arc::new(So2Layout::new(
-            edges,
-            &self.dims_in,
-            &dims_out,
-            self.orders,
-            frame_degrees,
-        ));
+        let layout = So2Layout::new(edges, &self.dims_in, &dims_out, self.orders, frame_degrees);
+        let layout = Arc::new(match gather {
+            Some(gather) => layout.gathering(gather),
+            None => layout,
+        });
+        if packed_inputs.dims()[0] != layout.input_len() {
+            return None;
+        }
         let flat = |t: Tensor<B, 3>| {
             let len = t.shape().num_elements();
             t.reshape([len])
         };
-        let packed_inputs = inputs
-            .iter()
-            .enumerate()
-            .map(|(l, x)| flat(x.clone().reshape([edges, 2 * l + 1, self.dims_in[l]])))
-            .collect();
         let packed_frames = (1..=frame_degrees)
             .map(|l| flat(frames.wigner[l].clone()))
             .collect();
@@ -372,7 +485,7 @@ impl So2Convolution {
         let output = host_ops::run(
             &layout,
             [
-                Tensor::cat(packed_inputs, 0),
+                packed_inputs,
                 flat(coefficients.clone().unsqueeze()),
                 Tensor::cat(packed_frames, 0),
                 Tensor::cat(packed_weights, 0),

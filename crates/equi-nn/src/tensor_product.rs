@@ -221,6 +221,19 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             ),
             _ => (None, senders.to_vec()),
         };
+        let weights = self.radial.forward(geometry.radial_features.clone()); // [B, N, K, W]
+        if let Some(so2) = &self.so2 {
+            let messages = so2.node_messages(
+                &senders,
+                receivers.as_deref(),
+                weights.clone(),
+                geometry,
+                mix,
+            );
+            if let Some(messages) = messages {
+                return messages;
+            }
+        }
         // Edge input per degree: sender features at the neighbour plus receiver features.
         let inputs: Vec<Tensor<B, 5>> = senders
             .into_iter()
@@ -233,7 +246,6 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
                 }
             })
             .collect();
-        let weights = self.radial.forward(geometry.radial_features.clone()); // [B, N, K, W]
         if let Some(so2) = &self.so2 {
             return so2.edge_messages(&inputs, weights, geometry, mix);
         }

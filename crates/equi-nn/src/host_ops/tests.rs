@@ -8,6 +8,8 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
+use so3_math::rotation::RandomRotations;
+
 use crate::{EquiformerConfig, EquiformerInput};
 
 thread_local! {
@@ -23,6 +25,42 @@ pub(crate) fn with_fused_kernels<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Every parameter in `f64` plus normal noise, so that zero-initialised
+/// weights (the output projection) pass gradients on.
+pub(crate) struct PerturbedF64(pub(crate) RandomRotations);
+
+impl<B: Backend> ModuleMapper<B> for PerturbedF64 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let dims = tensor.dims();
+        let noise: Vec<f64> = (0..tensor.shape().num_elements())
+            .map(|_| 0.5 * self.0.next_normal())
+            .collect();
+        let noise = Tensor::from_data(TensorData::new(noise, dims), &tensor.device());
+        let tensor = tensor.cast(DType::F64) + noise;
+        Param::from_mapped_value(id, tensor.detach().require_grad(), mapper)
+    }
+}
+
+/// Every parameter as a fresh leaf that requires its gradient.
+///
+/// Burn 0.21 can lose a gradient when another thread calls `backward` while
+/// this one concatenates a leaf that already went through a backward pass
+/// (tracel-ai/burn#5573); tests that run a layer twice, in parallel with
+/// other tests, start each run from fresh leaves.
+pub(crate) struct FreshLeaves;
+
+impl<B: Backend> ModuleMapper<B> for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.map(|t| t.detach().require_grad())
+    }
+}
+
+/// The entries of `t` as `f64`.
+pub(crate) fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().expect("f64 data")
+}
+
 type Grad = Autodiff<NdArray<f64>>;
 
 /// Every parameter cast to `f64` (the device's default float type is fixed
@@ -36,9 +74,9 @@ impl<B: Backend> ModuleMapper<B> for InF64 {
 }
 
 /// Each parameter's gradient, flattened (zeros when it has none).
-struct ParameterGradients<'a, B: AutodiffBackend> {
-    gradients: &'a B::Gradients,
-    found: Vec<Vec<f64>>,
+pub(crate) struct ParameterGradients<'a, B: AutodiffBackend> {
+    pub(crate) gradients: &'a B::Gradients,
+    pub(crate) found: Vec<Vec<f64>>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for ParameterGradients<'_, B> {
@@ -53,11 +91,11 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for ParameterGradients<'_, B> {
     }
 }
 
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec().expect("f64 data")
-}
-
 #[test]
+#[cfg_attr(
+    not(feature = "ndarray"),
+    ignore = "the fused kernels need the ndarray feature"
+)]
 fn the_fused_kernels_give_the_tensor_operations_outputs_and_gradients() {
     let device = Default::default();
     let config = EquiformerConfig::new(vec![4, 4, 2])
@@ -79,6 +117,7 @@ fn the_fused_kernels_give_the_tensor_operations_outputs_and_gradients() {
     let tokens: Vec<i64> = (0..graphs * n).map(|i| (i % 5) as i64).collect();
     let mask: Vec<bool> = (0..graphs * n).map(|i| i < n || i % n < 5).collect();
     let run = |fused: bool| {
+        let model = model.clone().map(&mut FreshLeaves);
         with_fused_kernels(fused, || {
             let coords = Tensor::<Grad, 3>::from_data(
                 TensorData::new(points.clone(), [graphs, n, 3]),
@@ -166,5 +205,64 @@ fn the_vectorised_f32_sigmoid_is_accurate_to_a_few_ulps_or_below_1e_minus_37() {
             error <= 4.0 * f32::EPSILON as f64 * exact || error < 1e-37,
             "sigmoid({x}) = {y}, exact {exact}"
         );
+    }
+}
+
+#[test]
+fn narrow_products_by_loops_match_the_blocked_kernel() {
+    let mut draw = RandomRotations::new(12);
+    let mut normal =
+        |count: usize| -> Vec<f64> { (0..count).map(|_| draw.next_normal()).collect() };
+    // [m, k, n], with A and B each plain or transposed, beta 0 or not.
+    for dims in [[7, 5, 3], [40, 9, 16], [12, 300, 8], [1, 1, 1]] {
+        let [m, k, n] = dims;
+        for (transpose_a, transpose_b, beta) in [
+            (false, false, 0.0),
+            (true, false, 0.5),
+            (false, true, 1.0),
+            (true, true, 0.0),
+        ] {
+            let (a, b) = (normal(m * k), normal(k * n));
+            let sa = if transpose_a { [1, m] } else { [k, 1] };
+            let sb = if transpose_b { [1, k] } else { [n, 1] };
+            let c0 = normal(m * n);
+            let mut narrow = c0.clone();
+            assert!(super::narrow_gemm(
+                dims,
+                0.7,
+                (&a, sa),
+                (&b, sb),
+                beta,
+                (&mut narrow, n)
+            ));
+            let mut blocked = c0.clone();
+            // SAFETY: the operands are the dense matrices of the given strides.
+            unsafe {
+                matrixmultiply::dgemm(
+                    m,
+                    k,
+                    n,
+                    0.7,
+                    a.as_ptr(),
+                    sa[0] as isize,
+                    sa[1] as isize,
+                    b.as_ptr(),
+                    sb[0] as isize,
+                    sb[1] as isize,
+                    beta,
+                    blocked.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+            let error = narrow
+                .iter()
+                .zip(&blocked)
+                .fold(0.0f64, |e, (x, y)| e.max((x - y).abs()));
+            assert!(
+                error < 1e-12,
+                "{dims:?} {transpose_a} {transpose_b} {beta}: {error}"
+            );
+        }
     }
 }

@@ -8,7 +8,10 @@
 //! edge's small matrices stay in cache and the edges are split among threads.
 //!
 //! All tensors are flat, edge-major within blocks (see [`So2Layout`]):
-//! - inputs: per input degree `l`, a block `[E, 2l+1, C_in(l)]`;
+//! - inputs: per input degree `l`, a block `[E, 2l+1, C_in(l)]`; or, when
+//!   the kernel gathers the edge inputs itself ([`Gather`]), per degree a
+//!   block of sender features `[S, 2l+1, C_in(l)]`, then per degree a block
+//!   of receiver features `[R, 2l+1, C_in(l)]` if they are added;
 //! - coefficients: `[E, W]` in the layout of [`super::So2Convolution`];
 //! - frames: per degree `l = 1..=L`, a block `[E, 2l+1, 2l+1]` (rows by order
 //!   `0, +1, -1, ...`, columns `m + l`);
@@ -39,10 +42,68 @@ pub(crate) struct So2Layout {
     /// Offset of the radial coefficients of order `m` within an edge's row.
     order_base: Vec<usize>,
     coefficients: usize,
+    /// Where the edge inputs come from (`None`: an edge-sized input per degree).
+    gather: Option<Gather>,
+    /// Offsets of the degrees within one edge's concatenated inputs; last entry their width.
+    edge_input_at: Vec<usize>,
     input_blocks: Vec<usize>,
     frame_blocks: Vec<usize>,
     weight_blocks: Vec<usize>,
     output_blocks: Vec<usize>,
+}
+
+/// Edge inputs read from node features by the kernel, in place of an
+/// edge-sized tensor: edge `e`'s input is row `sender[e]` of the senders'
+/// features, plus row `e / slots` of the receivers' features when those are
+/// given (the edges of one receiver are consecutive).
+#[derive(Clone, Debug)]
+pub(crate) struct Gather {
+    sender: Vec<usize>,
+    senders: usize,
+    slots: usize,
+    with_receivers: bool,
+    /// The edges of sender `s` are `edges_by_sender[sender_start[s]..sender_start[s + 1]]`,
+    /// in increasing order (so that the backward sums in a fixed order).
+    sender_start: Vec<usize>,
+    edges_by_sender: Vec<usize>,
+}
+
+impl Gather {
+    /// Edges reading the sender rows `sender` (each below `senders`), in
+    /// groups of `slots` per receiver; `None` if a row is out of range or
+    /// the edges do not fill whole groups.
+    pub(crate) fn new(
+        sender: Vec<usize>,
+        senders: usize,
+        slots: usize,
+        with_receivers: bool,
+    ) -> Option<Self> {
+        if slots == 0 || !sender.len().is_multiple_of(slots) || sender.iter().any(|&s| s >= senders)
+        {
+            return None;
+        }
+        let mut counts = vec![0; senders];
+        sender.iter().for_each(|&s| counts[s] += 1);
+        let sender_start = offsets(counts.into_iter());
+        let mut next = sender_start.clone();
+        let mut edges_by_sender = vec![0; sender.len()];
+        for (e, &s) in sender.iter().enumerate() {
+            edges_by_sender[next[s]] = e;
+            next[s] += 1;
+        }
+        Some(Gather {
+            sender,
+            senders,
+            slots,
+            with_receivers,
+            sender_start,
+            edges_by_sender,
+        })
+    }
+
+    fn edges_of_sender(&self, s: usize) -> &[usize] {
+        &self.edges_by_sender[self.sender_start[s]..self.sender_start[s + 1]]
+    }
 }
 
 impl So2Layout {
@@ -62,6 +123,7 @@ impl So2Layout {
             |m: usize| (1 + usize::from(m > 0)) * (dims_out.len() - m) * (total - channel_start[m]);
         let order_base = offsets((0..=orders).map(order_width));
         let coefficients = *order_base.last().unwrap_or(&0);
+        let edge_input_at = offsets(dims_in.iter().enumerate().map(|(l, c)| (2 * l + 1) * c));
         let input_blocks = offsets(
             dims_in
                 .iter()
@@ -91,11 +153,32 @@ impl So2Layout {
             channel_start,
             order_base,
             coefficients,
+            gather: None,
+            edge_input_at,
             input_blocks,
             frame_blocks,
             weight_blocks,
             output_blocks,
         }
+    }
+
+    /// The layout with edge inputs gathered from node features by `gather`
+    /// (its edge count must be this layout's).
+    pub(crate) fn gathering(mut self, gather: Gather) -> Self {
+        assert_eq!(gather.sender.len(), self.edges, "one sender per edge");
+        let degree_blocks = |rows: usize| {
+            self.dims_in
+                .iter()
+                .enumerate()
+                .map(move |(l, c)| rows * (2 * l + 1) * c)
+        };
+        let receivers = gather.with_receivers.then(|| self.edges / gather.slots);
+        let blocks: Vec<usize> = degree_blocks(gather.senders)
+            .chain(receivers.into_iter().flat_map(degree_blocks))
+            .collect();
+        self.input_blocks = offsets(blocks.into_iter());
+        self.gather = Some(gather);
+        self
     }
 
     /// Length of the flat inputs.
@@ -138,13 +221,37 @@ impl So2Layout {
         2 * l.min(self.orders) + 1
     }
 
-    /// Per-edge sizes of the input, frame and output blocks.
+    /// Per-row sizes of the input blocks (rows of edges, or of senders then
+    /// receivers when gathering), of the frame and of the output blocks.
     fn input_strides(&self) -> Vec<usize> {
-        self.dims_in
-            .iter()
-            .enumerate()
-            .map(|(l, c)| (2 * l + 1) * c)
-            .collect()
+        let per_degree = self.edge_input_at.windows(2).map(|w| w[1] - w[0]);
+        match &self.gather {
+            Some(gather) if gather.with_receivers => per_degree.clone().chain(per_degree).collect(),
+            _ => per_degree.collect(),
+        }
+    }
+
+    /// Width of one edge's concatenated inputs.
+    fn edge_input_width(&self) -> usize {
+        *self.edge_input_at.last().unwrap_or(&0)
+    }
+
+    /// Writes edge `e`'s inputs, concatenated over degrees, into `out`.
+    fn edge_input<F: Real>(&self, inputs: &RowBlocks<'_, F>, e: usize, out: &mut [F]) {
+        let degrees = self.dims_in.len();
+        for l in 0..degrees {
+            let x = &mut out[self.edge_input_at[l]..self.edge_input_at[l + 1]];
+            match &self.gather {
+                None => x.copy_from_slice(inputs.at(l, e)),
+                Some(gather) => {
+                    x.copy_from_slice(inputs.at(l, gather.sender[e]));
+                    if gather.with_receivers {
+                        let receiver = inputs.at(degrees + l, e / gather.slots);
+                        x.iter_mut().zip(receiver).for_each(|(x, &r)| *x += r);
+                    }
+                }
+            }
+        }
     }
 
     fn frame_strides(&self) -> Vec<usize> {
@@ -215,6 +322,10 @@ impl HostOp<4> for So2Layout {
 
 /// Scratch space of one task (a block of `n` edges).
 struct Block<F> {
+    /// The edges' inputs, concatenated over degrees `[n, width]`.
+    inputs: Vec<F>,
+    /// Their gradient.
+    inputs_grad: Vec<F>,
     /// Edge-frame inputs `[n, 2M+1, C_total]` (rows by order; zero where a degree has no such row).
     frame: Vec<F>,
     /// Their gradient.
@@ -234,7 +345,10 @@ impl<F: Real> Block<F> {
         let frame = vec![F::default(); n * layout.frame_width()];
         let widest = layout.dims_out.iter().copied().max().unwrap_or(0);
         let mixed = vec![F::default(); n * (2 * layout.orders + 1) * widest];
+        let inputs = vec![F::default(); n * layout.edge_input_width()];
         Block {
+            inputs_grad: inputs.clone(),
+            inputs,
             frame_grad: frame.clone(),
             products: frame.clone(),
             products_grad: frame.clone(),
@@ -252,10 +366,11 @@ impl So2Layout {
     }
 }
 
-/// Rotates edge `e`'s inputs into its frame: `frame[r, start_l + c] = sum_j D_l[r, j] x_l[j, c]`.
+/// Rotates edge `e`'s inputs `x` (concatenated over degrees) into its frame:
+/// `frame[r, start_l + c] = sum_j D_l[r, j] x_l[j, c]`.
 fn rotate_in<F: Real>(
     layout: &So2Layout,
-    inputs: &RowBlocks<'_, F>,
+    x: &[F],
     frames: &RowBlocks<'_, F>,
     e: usize,
     frame: &mut [F],
@@ -263,7 +378,7 @@ fn rotate_in<F: Real>(
     let total = layout.channels();
     frame.iter_mut().for_each(|v| *v = F::default());
     for (l, &c) in layout.dims_in.iter().enumerate() {
-        let x = inputs.at(l, e);
+        let x = &x[layout.edge_input_at[l]..layout.edge_input_at[l + 1]];
         let start = layout.channel_start[l];
         if l == 0 {
             frame[start..start + c].copy_from_slice(x);
@@ -280,38 +395,40 @@ fn rotate_in<F: Real>(
     }
 }
 
-/// The backward of [`rotate_in`] for edge `e`: adds the gradients of its
-/// inputs (`dx`, when wanted) and of its frames (`dframes`, when wanted).
+/// The backward of [`rotate_in`] for edge `e` (the `local`-th of its task):
+/// writes the gradient of its inputs `x` to `dx` (concatenated like `x`,
+/// when wanted) and adds that of its frames to `dframes` (when wanted).
 #[allow(clippy::too_many_arguments)]
 fn rotate_in_backward<F: Real>(
     layout: &So2Layout,
-    inputs: &RowBlocks<'_, F>,
+    x: &[F],
     frames: &RowBlocks<'_, F>,
     e: usize,
     frame_grad: &[F],
-    dx: Option<&mut [&mut [F]]>,
-    dframes: Option<&mut [&mut [F]]>,
+    mut dx: Option<&mut [F]>,
+    mut dframes: Option<&mut [&mut [F]]>,
     local: usize,
 ) {
     let total = layout.channels();
-    let (mut dx, mut dframes) = (dx, dframes);
+    if let Some(dx) = dx.as_deref_mut() {
+        dx.iter_mut().for_each(|v| *v = F::default());
+    }
     for (l, &c) in layout.dims_in.iter().enumerate() {
         let first = layout.channel_start[l];
-        let stride = (2 * l + 1) * c;
+        let (at, end) = (layout.edge_input_at[l], layout.edge_input_at[l + 1]);
         if l == 0 {
             if let Some(dx) = dx.as_deref_mut() {
-                dx[0][local * stride..(local + 1) * stride]
-                    .copy_from_slice(&frame_grad[first..first + c]);
+                dx[at..end].copy_from_slice(&frame_grad[first..first + c]);
             }
             continue;
         }
         let d = frames.at(l, e);
         let width = 2 * l + 1;
-        let x = inputs.at(l, e);
+        let x = &x[at..end];
         for r in 0..layout.rows(l) {
             let df = &frame_grad[r * total + first..r * total + first + c];
             if let Some(dx) = dx.as_deref_mut() {
-                let dxl = &mut dx[l][local * stride..(local + 1) * stride];
+                let dxl = &mut dx[at..end];
                 for j in 0..width {
                     axpy(&mut dxl[j * c..(j + 1) * c], d[r * width + j], df);
                 }
@@ -477,6 +594,7 @@ fn forward<F: Real>(layout: &So2Layout, data: &[Vec<F>; 4]) -> Vec<F> {
     let frames = RowBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let pieces = split_tasks(&mut output, &layout.output_blocks, &out_strides, &tasks);
     let (total, frame_width, w) = (layout.channels(), layout.frame_width(), layout.coefficients);
+    let edge_width = layout.edge_input_width();
     pieces
         .into_par_iter()
         .zip(tasks.par_iter())
@@ -484,8 +602,10 @@ fn forward<F: Real>(layout: &So2Layout, data: &[Vec<F>; 4]) -> Vec<F> {
             let n = end - start;
             let mut block = Block::new(layout, n);
             for (i, e) in (start..end).enumerate() {
+                let x = &mut block.inputs[i * edge_width..(i + 1) * edge_width];
+                layout.edge_input(&inputs, e, x);
                 let frame = &mut block.frame[i * frame_width..(i + 1) * frame_width];
-                rotate_in(layout, &inputs, &frames, e, frame);
+                rotate_in(layout, x, &frames, e, frame);
             }
             for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
                 let (rows, width) = (layout.rows(l_out), 2 * l_out + 1);
@@ -539,6 +659,7 @@ fn backward<F: Real>(
     let frames = RowBlocks::new(frames, &layout.frame_blocks, &frame_strides);
     let grads_out = RowBlocks::new(output_grad, &layout.output_blocks, &out_strides);
     let (total, frame_width, w) = (layout.channels(), layout.frame_width(), layout.coefficients);
+    let edge_width = layout.edge_input_width();
 
     // Unwanted gradients get empty buffers, split into empty pieces.
     let blocks = |wanted: bool, offsets: &[usize], strides: &[usize]| {
@@ -548,7 +669,12 @@ fn backward<F: Real>(
             (vec![0; offsets.len()], vec![0; strides.len()])
         }
     };
-    let (input_offsets, input_strides) = blocks(want_inputs, &layout.input_blocks, &in_strides);
+    // The inputs' gradient per edge: in the layout of the inputs, or, when
+    // gathering, concatenated over degrees `[E, width]` (summed per node below).
+    let (input_offsets, input_strides) = match layout.gather {
+        None => blocks(want_inputs, &layout.input_blocks, &in_strides),
+        Some(_) => blocks(want_inputs, &[0, layout.edges * edge_width], &[edge_width]),
+    };
     let (coefficient_offsets, coefficient_strides) = blocks(
         want_coefficients,
         &[0, layout.coefficient_len()],
@@ -580,8 +706,10 @@ fn backward<F: Real>(
             let mut block = Block::new(layout, n);
             let mut dweights = vec![F::default(); weight_len];
             for (i, e) in (start..end).enumerate() {
+                let x = &mut block.inputs[i * edge_width..(i + 1) * edge_width];
+                layout.edge_input(&inputs, e, x);
                 let frame = &mut block.frame[i * frame_width..(i + 1) * frame_width];
-                rotate_in(layout, &inputs, &frames, e, frame);
+                rotate_in(layout, x, &frames, e, frame);
             }
             block.frame_grad.iter_mut().for_each(|v| *v = F::default());
             for (l_out, &c_out) in layout.dims_out.iter().enumerate() {
@@ -657,16 +785,31 @@ fn backward<F: Real>(
                 }
             }
             for (i, e) in (start..end).enumerate() {
+                let edge = i * edge_width..(i + 1) * edge_width;
                 rotate_in_backward(
                     layout,
-                    &inputs,
+                    &block.inputs[edge.clone()],
                     &frames,
                     e,
                     &block.frame_grad[i * frame_width..(i + 1) * frame_width],
-                    want_inputs.then_some(&mut dx[..]),
+                    want_inputs.then_some(&mut block.inputs_grad[edge]),
                     want_frames.then_some(&mut dframes[..]),
                     i,
                 );
+            }
+            if want_inputs {
+                let edge_grads = &block.inputs_grad[..n * edge_width];
+                if layout.gather.is_some() {
+                    dx[0].copy_from_slice(edge_grads);
+                } else {
+                    for (i, edge) in edge_grads.chunks_exact(edge_width).enumerate() {
+                        for (l, dx) in dx.iter_mut().enumerate() {
+                            let (at, end) = (layout.edge_input_at[l], layout.edge_input_at[l + 1]);
+                            dx[i * (end - at)..(i + 1) * (end - at)]
+                                .copy_from_slice(&edge[at..end]);
+                        }
+                    }
+                }
             }
             dweights
         })
@@ -678,12 +821,79 @@ fn backward<F: Real>(
             },
         );
 
+    let input_grad = match &layout.gather {
+        Some(gather) if want_inputs => gather_backward(layout, gather, &input_grad),
+        _ => input_grad,
+    };
     [
         want_inputs.then_some(input_grad),
         want_coefficients.then_some(coefficient_grad),
         want_frames.then_some(frame_grad),
         want_weights.then_some(weight_grad),
     ]
+}
+
+/// Sender rows per task of [`gather_backward`].
+const NODES_PER_TASK: usize = 16;
+
+/// The gradient of the gathered inputs (senders, then receivers if added,
+/// in the layout of the flat inputs) from that of each edge's inputs,
+/// `edge_grad: [E, width]` (concatenated over degrees): per node, the sum
+/// over the edges that read it.
+fn gather_backward<F: Real>(layout: &So2Layout, gather: &Gather, edge_grad: &[F]) -> Vec<F> {
+    let degrees = layout.dims_in.len();
+    let edge_width = layout.edge_input_width();
+    let strides = layout.input_strides();
+    let mut grad = vec![F::default(); layout.input_len()];
+    let (sender_grad, receiver_grad) = grad.split_at_mut(layout.input_blocks[degrees]);
+    let add_edges = |out: &mut [&mut [F]], row: usize, edges: &mut dyn Iterator<Item = usize>| {
+        for e in edges {
+            let edge = &edge_grad[e * edge_width..(e + 1) * edge_width];
+            for (l, out) in out.iter_mut().enumerate() {
+                let (at, end) = (layout.edge_input_at[l], layout.edge_input_at[l + 1]);
+                let out = &mut out[row * (end - at)..(row + 1) * (end - at)];
+                out.iter_mut()
+                    .zip(&edge[at..end])
+                    .for_each(|(o, &g)| *o += g);
+            }
+        }
+    };
+    let tasks = task_ranges(gather.senders, NODES_PER_TASK);
+    split_tasks(
+        sender_grad,
+        &layout.input_blocks[..=degrees],
+        &strides[..degrees],
+        &tasks,
+    )
+    .into_par_iter()
+    .zip(&tasks)
+    .for_each(|(mut out, &(start, end))| {
+        for (row, s) in (start..end).enumerate() {
+            add_edges(
+                &mut out,
+                row,
+                &mut gather.edges_of_sender(s).iter().copied(),
+            );
+        }
+    });
+    if gather.with_receivers {
+        let slots = gather.slots;
+        let tasks = task_ranges(layout.edges / slots, NODES_PER_TASK);
+        let base = layout.input_blocks[degrees];
+        let receiver_blocks: Vec<usize> = layout.input_blocks[degrees..]
+            .iter()
+            .map(|at| at - base)
+            .collect();
+        split_tasks(receiver_grad, &receiver_blocks, &strides[degrees..], &tasks)
+            .into_par_iter()
+            .zip(&tasks)
+            .for_each(|(mut out, &(start, end))| {
+                for (row, r) in (start..end).enumerate() {
+                    add_edges(&mut out, row, &mut (r * slots..(r + 1) * slots));
+                }
+            });
+    }
+    grad
 }
 
 /// The order `m` of edge-frame row `r` (rows `0, +1, -1, +2, -2, ...`).

@@ -8,6 +8,7 @@ use so3_math::{EquivarianceChecker, EuclideanTransform, Irreps};
 
 use super::*;
 use crate::geometry::{radial_basis, CouplingTables, NeighborOptions};
+use crate::host_ops::tests::{with_fused_kernels, FreshLeaves, ParameterGradients, PerturbedF64};
 use crate::tensor_product::DepthwiseTensorProductConfig;
 
 type F64 = NdArray<f64>;
@@ -352,6 +353,7 @@ fn message_call<B: burn::tensor::backend::AutodiffBackend>(
     points: &[[f64; 3]],
     fused: bool,
 ) -> Vec<f64> {
+    let layer = &layer.clone().map(&mut FreshLeaves);
     let so2 = layer.so2.as_ref().expect("an SO(2)-path layer");
     let n = points.len();
     let l_max = layer.dims_in.len().max(layer.dims_out.len()) - 1;
@@ -450,6 +452,10 @@ fn relative_difference(reference: &[f64], got: &[f64]) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "ndarray"),
+    ignore = "the fused kernels need the ndarray feature"
+)]
 fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
     // A coincident atom adds a masked zero-length edge; 14 atoms make 182
     // edges, more than one task of the kernel.
@@ -474,6 +480,10 @@ fn fused_kernel_matches_the_tensor_operations_with_all_gradients() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "ndarray"),
+    ignore = "the fused kernels need the ndarray feature"
+)]
 fn fused_kernel_matches_the_tensor_operations_without_autodiff() {
     let points: Vec<[f64; 3]> = POLES.to_vec();
     let (dims_in, dims_out) = ([3, 2, 2, 1], [2, 3, 1]);
@@ -531,5 +541,78 @@ fn folding_the_output_projection_into_the_mixing_changes_nothing() {
             |out: Vec<Tensor<F64, 5>>| out.into_iter().flat_map(to_vec).collect::<Vec<f64>>();
         let error = relative_difference(&flatten(apart), &flatten(folded));
         assert!(error < 1e-13, "{path:?}: {error}");
+    }
+}
+
+/// Outputs, then the gradients of the node features, the coordinates and
+/// every parameter, of one layer call for the receivers `3..7` of two graphs
+/// of 9 nodes (messages from all nodes of each graph).
+fn chunk_call(layer: &DepthwiseTensorProduct<Grad>, fused: bool) -> Vec<f64> {
+    let layer = layer.clone().map(&mut FreshLeaves);
+    with_fused_kernels(fused, || {
+        let (graphs, n, (start, len)) = (2, 9, (3, 4));
+        let coords = tensor::<Grad, 3>(normals(graphs * n * 3, 23), [graphs, n, 3]).require_grad();
+        let geometry = geometry(coords.clone(), 2);
+        let senders: Vec<Tensor<Grad, 4>> = layer
+            .dims_in
+            .iter()
+            .enumerate()
+            .map(|(l, &c)| {
+                let shape = [graphs, n, 2 * l + 1, c];
+                tensor(normals(shape.iter().product(), 31 + l as u64), shape).require_grad()
+            })
+            .collect();
+        let receivers: Vec<Tensor<Grad, 4>> = senders
+            .iter()
+            .map(|x| x.clone().narrow(1, start, len))
+            .collect();
+        let out = layer.forward_to(&receivers, &senders, &geometry.narrow_nodes(start, len));
+        let mut all = Vec::new();
+        let mut loss = Tensor::<Grad, 1>::zeros([1], &Default::default());
+        for t in out {
+            let weights = t.clone().ones_like().cumsum(4).sin().detach();
+            loss = loss + (t.clone() * weights).sum();
+            all.extend(to_vec(t));
+        }
+        let gradients = loss.backward();
+        for x in &senders {
+            all.extend(to_vec(x.grad(&gradients).expect("senders require grad")));
+        }
+        all.extend(to_vec(
+            coords.grad(&gradients).expect("coordinates require grad"),
+        ));
+        let mut visitor = ParameterGradients::<Grad> {
+            gradients: &gradients,
+            found: Vec::new(),
+        };
+        layer.visit(&mut visitor);
+        all.extend(visitor.found.into_iter().flatten());
+        all
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "ndarray"),
+    ignore = "the fused kernels need the ndarray feature"
+)]
+fn gathering_kernel_matches_the_tensor_operations_on_a_chunk_of_two_graphs() {
+    for project_xi_xj in [true, false] {
+        for pool in [false, true] {
+            let layer = DepthwiseTensorProductConfig::new(vec![3, 2, 2], vec![2, 3, 2], 7)
+                .with_radial_hidden(8)
+                .with_message_path(Some(MessagePath::So2))
+                .with_project_xi_xj(project_xi_xj)
+                .with_pool(pool)
+                .init::<Grad>(&Default::default())
+                .map(&mut PerturbedF64(RandomRotations::new(3)));
+            let reference = chunk_call(&layer, false);
+            let fused = chunk_call(&layer, true);
+            let error = relative_difference(&reference, &fused);
+            assert!(
+                error < 1e-12,
+                "project_xi_xj {project_xi_xj}, pool {pool}: {error}"
+            );
+        }
     }
 }
