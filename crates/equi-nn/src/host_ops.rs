@@ -90,49 +90,6 @@ pub(crate) trait Real:
     );
 }
 
-/// [`Real::gemm`] by plain loops where the product is narrow (`n <= 16`)
-/// and short in `m` or `k` (at most 32): there packing the operands for
-/// the blocked kernel costs about as much as the arithmetic. Returns whether
-/// it computed `C` (operands checked by the caller).
-fn narrow_gemm<F: Real>(
-    [m, k, n]: [usize; 3],
-    alpha: F,
-    (a, [ra, ca]): (&[F], [usize; 2]),
-    (b, [rb, cb]): (&[F], [usize; 2]),
-    beta: F,
-    (c, rc): (&mut [F], usize),
-) -> bool {
-    if n > 16 || m.min(k) > 32 {
-        return false;
-    }
-    let mut row = [F::default(); 16];
-    for i in 0..m {
-        let row = &mut row[..n];
-        row.iter_mut().for_each(|v| *v = F::default());
-        for p in 0..k {
-            let x = a[i * ra + p * ca];
-            if cb == 1 {
-                blocks::axpy(row, x, &b[p * rb..p * rb + n]);
-            } else {
-                for (j, r) in row.iter_mut().enumerate() {
-                    *r += x * b[p * rb + j * cb];
-                }
-            }
-        }
-        let out = &mut c[i * rc..i * rc + n];
-        if beta == F::default() {
-            out.iter_mut()
-                .zip(row.iter())
-                .for_each(|(o, &r)| *o = alpha * r);
-        } else {
-            out.iter_mut()
-                .zip(row.iter())
-                .for_each(|(o, &r)| *o = beta * *o + alpha * r);
-        }
-    }
-    true
-}
-
 /// Checks that a strided `rows x cols` matrix fits in `len` elements.
 fn fits(len: usize, [rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
@@ -167,7 +124,7 @@ macro_rules! real {
                         && fits(c.len(), [m, n], [rsc, 1]),
                     "gemm operands out of bounds"
                 );
-                if narrow_gemm([m, k, n], alpha, (a, sa), (b, sb), beta, (c, rsc)) {
+                if narrow::gemm([m, k, n], alpha, (a, sa), (b, sb), beta, (c, rsc)) {
                     return;
                 }
                 // SAFETY: every element read or written lies within the slices
@@ -204,10 +161,29 @@ fn sigmoid_f64(x: &[f64], out: &mut [f64]) {
     }
 }
 
-/// [`Real::sigmoid_slice`] for `f32`, by an exponential that the compiler
-/// vectorises: `e^t = 2^k e^r` with `k = round(t / ln 2)`, `|r| <= ln 2 / 2`,
-/// and a degree-6 polynomial for `e^r` (relative error below `2^-22`).
+/// [`Real::sigmoid_slice`] for `f32`, compiled for AVX2 where the processor
+/// has it (checked at run time; see [`sigmoid_f32_body`]).
 fn sigmoid_f32(x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2 (checked just above).
+        unsafe { sigmoid_f32_avx2(x, out) };
+        return;
+    }
+    sigmoid_f32_body(x, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sigmoid_f32_avx2(x: &[f32], out: &mut [f32]) {
+    sigmoid_f32_body(x, out);
+}
+
+/// The sigmoid by an exponential that the compiler vectorises:
+/// `e^t = 2^k e^r` with `k = round(t / ln 2)`, `|r| <= ln 2 / 2`, and a
+/// degree-6 polynomial for `e^r` (relative error below `2^-22`).
+#[inline(always)]
+fn sigmoid_f32_body(x: &[f32], out: &mut [f32]) {
     // Rounds to the nearest integer by float addition (for |t| < 2^22).
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
     const LN2_HI: f32 = 0.693_145_75;
@@ -401,6 +377,7 @@ impl<B: Backend, F: Real, O: HostOp<N>, const N: usize> Backward<B, N> for HostB
 }
 
 pub(crate) mod blocks;
+mod narrow;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -177,6 +177,9 @@ impl MessagePath {
 #[derive(Clone, Debug)]
 pub struct EdgeFrames<B: Backend> {
     wigner: Vec<Tensor<B, 3>>,
+    /// Degrees `1..=l_max` flattened and concatenated once for the fused
+    /// kernel (`None` where it does not serve the backend, or for scalars only).
+    packed: Option<Tensor<B, 1>>,
 }
 
 impl<B: Backend> EdgeFrames<B> {
@@ -204,12 +207,31 @@ impl<B: Backend> EdgeFrames<B> {
                 d.select(1, rows)
             })
             .collect();
-        EdgeFrames { wigner }
+        Self::from_wigner(wigner)
     }
 
     /// Frames from their Wigner-D matrices (as returned by [`Self::wigner`]).
     pub(crate) fn from_wigner(wigner: Vec<Tensor<B, 3>>) -> Self {
-        EdgeFrames { wigner }
+        let dtype = wigner[0].dtype();
+        let packed = (wigner.len() > 1 && host_ops::serves::<B>(dtype)).then(|| {
+            let flat = |d: &Tensor<B, 3>| {
+                let len = d.shape().num_elements();
+                d.clone().reshape([len])
+            };
+            Tensor::cat(wigner[1..].iter().map(flat).collect(), 0)
+        });
+        EdgeFrames { wigner, packed }
+    }
+
+    /// Degrees `1..=degrees` flattened and concatenated, in the fused
+    /// kernel's layout, where they were packed at construction.
+    fn packed(&self, degrees: usize) -> Option<Tensor<B, 1>> {
+        let packed = self.packed.as_ref()?;
+        let len: usize = self.wigner[1..=degrees.min(self.l_max())]
+            .iter()
+            .map(|d| d.shape().num_elements())
+            .sum();
+        Some(packed.clone().narrow(0, 0, len))
     }
 
     /// Highest degree covered.
@@ -478,16 +500,17 @@ impl So2Convolution {
             let len = t.shape().num_elements();
             t.reshape([len])
         };
-        let packed_frames = (1..=frame_degrees)
-            .map(|l| flat(frames.wigner[l].clone()))
-            .collect();
+        let packed_frames = frames.packed(frame_degrees).unwrap_or_else(|| {
+            let degrees = (1..=frame_degrees).map(|l| flat(frames.wigner[l].clone()));
+            Tensor::cat(degrees.collect(), 0)
+        });
         let packed_weights = mix.iter().map(|w| flat(w.clone().unsqueeze())).collect();
         let output = host_ops::run(
             &layout,
             [
                 packed_inputs,
                 flat(coefficients.clone().unsqueeze()),
-                Tensor::cat(packed_frames, 0),
+                packed_frames,
                 Tensor::cat(packed_weights, 0),
             ],
         );

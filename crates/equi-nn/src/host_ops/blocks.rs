@@ -74,17 +74,37 @@ pub(crate) fn axpy<F: super::Real>(y: &mut [F], a: F, x: &[F]) {
 /// `sum x * y`, in eight interleaved partial sums (so that it vectorises).
 #[inline]
 pub(crate) fn dot<F: super::Real>(x: &[F], y: &[F]) -> F {
+    lane_sum(x, y, |x, y| x * y)
+}
+
+/// `sum x`, in eight interleaved partial sums.
+#[inline]
+pub(crate) fn sum<F: super::Real>(x: &[F]) -> F {
+    lane_sum(x, x, |x, _| x)
+}
+
+/// `sum (x - center)^2`, in eight interleaved partial sums.
+#[inline]
+pub(crate) fn centered_square_sum<F: super::Real>(x: &[F], center: F) -> F {
+    lane_sum(x, x, |x, _| (x - center) * (x - center))
+}
+
+/// `sum term(x[i], y[i])` over the common length, in eight interleaved
+/// partial sums: a float fold in one accumulator cannot be reordered by the
+/// compiler, eight can be kept in vector registers.
+#[inline(always)]
+fn lane_sum<F: super::Real>(x: &[F], y: &[F], term: impl Fn(F, F) -> F) -> F {
     let n = x.len().min(y.len());
     let mut lanes = [F::default(); 8];
     let split = n - n % 8;
     for (x, y) in x[..split].chunks_exact(8).zip(y[..split].chunks_exact(8)) {
         for k in 0..8 {
-            lanes[k] += x[k] * y[k];
+            lanes[k] += term(x[k], y[k]);
         }
     }
     let mut sum = lanes.iter().fold(F::default(), |acc, &v| acc + v);
     for k in split..n {
-        sum += x[k] * y[k];
+        sum += term(x[k], y[k]);
     }
     sum
 }

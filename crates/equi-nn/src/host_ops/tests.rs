@@ -227,7 +227,7 @@ fn narrow_products_by_loops_match_the_blocked_kernel() {
             let sb = if transpose_b { [1, k] } else { [n, 1] };
             let c0 = normal(m * n);
             let mut narrow = c0.clone();
-            assert!(super::narrow_gemm(
+            assert!(super::narrow::gemm(
                 dims,
                 0.7,
                 (&a, sa),

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::host_ops::blocks::task_ranges;
+use crate::host_ops::blocks::{centered_square_sum, dot, sum, task_ranges};
 use crate::host_ops::{HostOp, Real};
 
 /// Rows per task.
@@ -105,11 +105,8 @@ impl RadialKernel {
             for ((n, &p), &s) in normalized.iter_mut().zip(pre).zip(gate) {
                 *n = p * s;
             }
-            let mean = normalized.iter().fold(F::default(), |a, &v| a + v) * scale;
-            let var = normalized
-                .iter()
-                .fold(F::default(), |a, &v| a + (v - mean) * (v - mean))
-                * scale;
+            let mean = sum(normalized) * scale;
+            let var = centered_square_sum(normalized, mean) * scale;
             let rstd = F::of(1.0) / (var + F::of(self.epsilon)).sqrt();
             stage.rstd[r] = rstd;
             let out = &mut stage.out[r * h..(r + 1) * h];
@@ -137,14 +134,14 @@ impl RadialKernel {
             let pre = &stage.pre[r * h..(r + 1) * h];
             let gate = &stage.gate[r * h..(r + 1) * h];
             let g = &mut grad[r * h..(r + 1) * h];
-            let (mut mean_g, mut mean_gx) = (F::default(), F::default());
-            for k in 0..h {
-                gamma_grad[k] += g[k] * xhat[k];
-                g[k] = g[k] * gamma[k];
-                mean_g += g[k];
-                mean_gx += g[k] * xhat[k];
+            for (((g, dgamma), &x), &gamma) in
+                g.iter_mut().zip(&mut *gamma_grad).zip(xhat).zip(gamma)
+            {
+                *dgamma += *g * x;
+                *g = *g * gamma;
             }
-            let (mean_g, mean_gx, rstd) = (mean_g * scale, mean_gx * scale, stage.rstd[r]);
+            let (mean_g, mean_gx) = (sum(g) * scale, dot(g, xhat) * scale);
+            let rstd = stage.rstd[r];
             for k in 0..h {
                 let ds = rstd * (g[k] - mean_g - xhat[k] * mean_gx);
                 let s = gate[k];
