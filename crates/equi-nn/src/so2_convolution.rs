@@ -223,6 +223,16 @@ impl<B: Backend> EdgeFrames<B> {
         EdgeFrames { wigner, packed }
     }
 
+    /// Frames from their Wigner-D matrices, never packed: for leaves that go
+    /// through several separate backward passes (reversible blocks), where a
+    /// packed tensor shared by the passes would pass gradients on only once.
+    pub(crate) fn from_wigner_unpacked(wigner: Vec<Tensor<B, 3>>) -> Self {
+        EdgeFrames {
+            wigner,
+            packed: None,
+        }
+    }
+
     /// Degrees `1..=degrees` flattened and concatenated, in the fused
     /// kernel's layout, where they were packed at construction.
     fn packed(&self, degrees: usize) -> Option<Tensor<B, 1>> {

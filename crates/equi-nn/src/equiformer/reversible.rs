@@ -314,7 +314,7 @@ fn geometry_leaves<B: AutodiffBackend>(
             .map(|row| row.iter().map(|c| leaf::<B, 5>(c, positions)).collect())
             .collect(),
         frames: inner.frames.as_ref().map(|frames| {
-            EdgeFrames::from_wigner(
+            EdgeFrames::from_wigner_unpacked(
                 frames
                     .wigner()
                     .iter()
