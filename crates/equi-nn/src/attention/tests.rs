@@ -10,7 +10,7 @@ use so3_math::rotation::RandomRotations;
 use super::*;
 use crate::geometry::{radial_basis, NeighborList, NeighborOptions};
 use crate::host_ops::tests::{
-    values, with_fused_kernels, FreshLeaves, ParameterGradients, PerturbedF64,
+    outputs_and_gradients, with_fused_kernels, FreshLeaves, PerturbedF64,
 };
 use crate::so2_convolution::EdgeFrames;
 
@@ -74,27 +74,7 @@ fn attention_call(layer: &EquivariantAttention<Grad>, dims: &[usize], fused: boo
             })
             .collect();
         let out = layer.forward(fiber.clone(), &geometry(coords.clone()));
-        let mut all = Vec::new();
-        let mut loss = Tensor::<Grad, 1>::zeros([1], &device);
-        for t in out {
-            let weights = t.clone().ones_like().cumsum(3).sin().detach();
-            loss = loss + (t.clone() * weights).sum();
-            all.extend(values(t));
-        }
-        let gradients = loss.backward();
-        for x in &fiber {
-            all.extend(values(x.grad(&gradients).expect("the fiber requires grad")));
-        }
-        all.extend(values(
-            coords.grad(&gradients).expect("coordinates require grad"),
-        ));
-        let mut visitor = ParameterGradients::<Grad> {
-            gradients: &gradients,
-            found: Vec::new(),
-        };
-        layer.visit(&mut visitor);
-        all.extend(visitor.found.into_iter().flatten());
-        all
+        outputs_and_gradients(&layer, out, &fiber, &coords)
     })
 }
 

@@ -56,6 +56,39 @@ impl<B: Backend> ModuleMapper<B> for FreshLeaves {
     }
 }
 
+/// The outputs of a layer call, then the gradients of its `inputs`, of the
+/// coordinates and of every parameter of `layer` (zeros where the loss does
+/// not reach one), for the loss `sum_t sum(t * sin(cumsum of ones along the
+/// last axis))`, which weighs every entry differently.
+pub(crate) fn outputs_and_gradients<M: Module<Grad>, const D: usize>(
+    layer: &M,
+    outputs: Vec<Tensor<Grad, D>>,
+    inputs: &[Tensor<Grad, 4>],
+    coords: &Tensor<Grad, 3>,
+) -> Vec<f64> {
+    let mut all = Vec::new();
+    let mut loss = Tensor::<Grad, 1>::zeros([1], &Default::default());
+    for t in outputs {
+        let weights = t.clone().ones_like().cumsum(D - 1).sin().detach();
+        loss = loss + (t.clone() * weights).sum();
+        all.extend(values(t));
+    }
+    let gradients = loss.backward();
+    for x in inputs {
+        all.extend(values(x.grad(&gradients).expect("the inputs require grad")));
+    }
+    all.extend(values(
+        coords.grad(&gradients).expect("coordinates require grad"),
+    ));
+    let mut visitor = ParameterGradients::<Grad> {
+        gradients: &gradients,
+        found: Vec::new(),
+    };
+    layer.visit(&mut visitor);
+    all.extend(visitor.found.into_iter().flatten());
+    all
+}
+
 /// The entries of `t` as `f64`.
 pub(crate) fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec().expect("f64 data")

@@ -8,7 +8,9 @@ use so3_math::{EquivarianceChecker, EuclideanTransform, Irreps};
 
 use super::*;
 use crate::geometry::{radial_basis, CouplingTables, NeighborOptions};
-use crate::host_ops::tests::{with_fused_kernels, FreshLeaves, ParameterGradients, PerturbedF64};
+use crate::host_ops::tests::{
+    outputs_and_gradients, with_fused_kernels, FreshLeaves, PerturbedF64,
+};
 use crate::tensor_product::DepthwiseTensorProductConfig;
 
 type F64 = NdArray<f64>;
@@ -567,27 +569,7 @@ fn chunk_call(layer: &DepthwiseTensorProduct<Grad>, fused: bool) -> Vec<f64> {
             .map(|x| x.clone().narrow(1, start, len))
             .collect();
         let out = layer.forward_to(&receivers, &senders, &geometry.narrow_nodes(start, len));
-        let mut all = Vec::new();
-        let mut loss = Tensor::<Grad, 1>::zeros([1], &Default::default());
-        for t in out {
-            let weights = t.clone().ones_like().cumsum(4).sin().detach();
-            loss = loss + (t.clone() * weights).sum();
-            all.extend(to_vec(t));
-        }
-        let gradients = loss.backward();
-        for x in &senders {
-            all.extend(to_vec(x.grad(&gradients).expect("senders require grad")));
-        }
-        all.extend(to_vec(
-            coords.grad(&gradients).expect("coordinates require grad"),
-        ));
-        let mut visitor = ParameterGradients::<Grad> {
-            gradients: &gradients,
-            found: Vec::new(),
-        };
-        layer.visit(&mut visitor);
-        all.extend(visitor.found.into_iter().flatten());
-        all
+        outputs_and_gradients(&layer, out, &senders, &coords)
     })
 }
 
