@@ -59,52 +59,130 @@ impl<B: Backend> NeighborList<B> {
             .unsqueeze_dim::<3>(2)
             .expand([batch, n, 3]);
         let coords = coords.mask_fill(padded, 0.0);
-        let relative_all = coords.clone().unsqueeze_dim::<4>(1) - coords.unsqueeze_dim::<4>(2); // [B, N, N, 3]: x_j - x_i
-        let distance = relative_all
-            .clone()
-            .detach()
-            .square()
-            .sum_dim(3)
-            .squeeze_dim::<3>(3)
-            .sqrt(); // [B, N, N], no gradient
-        let not_self = Tensor::<B, 2, Int>::eye(n, &device)
-            .equal_elem(0)
-            .unsqueeze::<3>(); // [1, N, N]
-        let pair_valid = node_mask
-            .clone()
-            .unsqueeze_dim::<3>(2)
-            .bool_and(node_mask.unsqueeze_dim::<3>(1)) // [B, N, N]
-            .bool_and(not_self.expand([batch, n, n]))
-            .bool_and(distance.clone().greater_elem(COINCIDENT_DISTANCE));
-        // Distance neighbours: within the radius, unless switched off (num_neighbors = 0).
-        let mut within = pair_valid.clone();
-        if options.valid_radius.is_finite() {
-            within = within.bool_and(distance.clone().lower_equal_elem(options.valid_radius));
-        }
+        // The choice of neighbours is discrete (no gradient flows through it):
+        // made on the host from a copy of the positions, `O(N^2)` scalar work
+        // without any `[B, N, N, 3]` tensor. Only the chosen edge vectors are
+        // built from `coords`, so gradients reach the positions through them.
+        let host = HostGraph {
+            n,
+            points: coords.clone().detach().into_data().iter::<f64>().collect(),
+            valid: node_mask
+                .int()
+                .into_data()
+                .iter::<i64>()
+                .map(|v| v != 0)
+                .collect(),
+            priority: priority.map(|p| p.int().into_data().iter::<i64>().map(|v| v != 0).collect()),
+        };
         let wanted = options.num_neighbors.unwrap_or(n).min(n.saturating_sub(1));
-        if wanted == 0 {
-            within = within.bool_and(pair_valid.clone().bool_not());
-        }
-        let far = 1e30;
-        let mut key = distance.clone().mask_fill(within.clone().bool_not(), far); // [B, N, N]
-        let mut slots = wanted;
-        if let Some(priority) = priority {
-            // Bonded pairs first, nearest bonded first: keys in (-2, -1) increase with distance.
-            let priority = priority.bool_and(pair_valid.clone());
-            let bonded_key = (distance.clone() / (distance + 1.0)) - 2.0;
-            key = key.mask_where(priority.clone(), bonded_key);
-            within = within.bool_or(priority);
-            slots += extra_slots;
-        }
+        let slots = wanted
+            + if host.priority.is_some() {
+                extra_slots
+            } else {
+                0
+            };
         let k = slots.clamp(1, n.saturating_sub(1).max(1));
-        let (_, index) = key.neg().topk_with_indices(k, 2); // [B, N, K]
-        let mask = within.int().gather(2, index.clone()).equal_elem(1); // [B, N, K]
-        let relative = relative_all.gather(2, index.clone().unsqueeze_dim::<4>(3).repeat_dim(3, 3)); // [B, N, K, 3]
+        let (index, mask) = host.select(batch, k, wanted, options.valid_radius);
+        let edges = batch * n * k;
+        // Rows of the flattened `[B * N]` node axis.
+        let rows: Vec<i64> = index
+            .iter()
+            .enumerate()
+            .map(|(e, &j)| (e / (n * k) * n) as i64 + j)
+            .collect();
+        let int_tensor = |values: Vec<i64>| {
+            Tensor::<B, 1, Int>::from_data(
+                TensorData::new(values, [edges]).convert::<B::IntElem>(),
+                &device,
+            )
+        };
+        let (index, rows) = (int_tensor(index), int_tensor(rows));
+        let mask = Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [edges]), &device);
+        let relative = if edges == 0 {
+            Tensor::zeros([batch, n, k, 3], (&device, coords.dtype()))
+        } else {
+            let flat = coords.reshape([batch * n, 3]);
+            let own = flat.clone().unsqueeze_dim::<3>(1).expand([batch * n, k, 3]);
+            let neighbour = flat.select(0, rows).reshape([batch * n, k, 3]);
+            (neighbour - own).reshape([batch, n, k, 3])
+        };
         NeighborList {
-            index,
-            mask,
+            index: index.reshape([batch, n, k]),
+            mask: mask.reshape([batch, n, k]),
             relative,
         }
+    }
+}
+
+/// Host copies of what the neighbour choice reads.
+struct HostGraph {
+    n: usize,
+    /// `[B, N, 3]`, padded nodes at the origin.
+    points: Vec<f64>,
+    /// `[B, N]`.
+    valid: Vec<bool>,
+    /// `[B, N, N]`: pairs taken first (bonds).
+    priority: Option<Vec<bool>>,
+}
+
+impl HostGraph {
+    /// The `k <= N` slots of every node, nearest first: neighbour indices
+    /// (within the graph) and whether each slot is a real edge, both `[B, N, k]`.
+    ///
+    /// A pair is a candidate edge when both nodes are valid, distinct and not
+    /// coincident; it is taken when within `radius` (and `wanted > 0`) or
+    /// bonded. Bonded pairs sort before all others (keys in `(-2, -1)`,
+    /// increasing with distance), then distance neighbours by distance, then
+    /// the masked filler slots; ties go to the lower index.
+    fn select(&self, batch: usize, k: usize, wanted: usize, radius: f64) -> (Vec<i64>, Vec<bool>) {
+        const FAR: f64 = 1e30;
+        let n = self.n;
+        let mut index = Vec::with_capacity(batch * n * k);
+        let mut mask = Vec::with_capacity(batch * n * k);
+        let mut keys: Vec<(f64, usize, bool)> = Vec::with_capacity(n);
+        for b in 0..batch {
+            let point = |i: usize| &self.points[(b * n + i) * 3..(b * n + i) * 3 + 3];
+            for i in 0..n {
+                keys.clear();
+                let (x, valid_i) = (point(i), self.valid[b * n + i]);
+                for j in 0..n {
+                    let y = point(j);
+                    let distance =
+                        ((y[0] - x[0]).powi(2) + (y[1] - x[1]).powi(2) + (y[2] - x[2]).powi(2))
+                            .sqrt();
+                    let pair = valid_i
+                        && self.valid[b * n + j]
+                        && j != i
+                        && distance > COINCIDENT_DISTANCE;
+                    let bonded = pair
+                        && self
+                            .priority
+                            .as_ref()
+                            .is_some_and(|p| p[(b * n + i) * n + j]);
+                    let within = pair && wanted > 0 && distance <= radius;
+                    let key = if bonded {
+                        distance / (distance + 1.0) - 2.0
+                    } else if within {
+                        distance
+                    } else {
+                        FAR
+                    };
+                    keys.push((key, j, bonded || within));
+                }
+                let by_key = |a: &(f64, usize, bool), b: &(f64, usize, bool)| {
+                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+                };
+                if k < n {
+                    keys.select_nth_unstable_by(k - 1, by_key);
+                }
+                keys[..k].sort_unstable_by(by_key);
+                for &(_, j, edge) in &keys[..k] {
+                    index.push(j as i64);
+                    mask.push(edge);
+                }
+            }
+        }
+        (index, mask)
     }
 }
 
@@ -308,4 +386,140 @@ pub fn radial_basis<B: Backend>(
         .mul_scalar(-0.5 / (spacing * spacing))
         .exp();
     Tensor::cat(vec![gaussians, distance / cutoff], 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::{Autodiff, NdArray};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    type Grad = Autodiff<NdArray<f64>>;
+
+    /// A batch of graphs: positions `[B, N, 3]` (with coincident pairs and
+    /// NaN at padded nodes) and which nodes are real `[B, N]`.
+    fn graphs() -> impl Strategy<Value = (usize, usize, Vec<f64>, Vec<bool>)> {
+        (1usize..3, 1usize..9).prop_flat_map(|(batch, n)| {
+            let count = batch * n;
+            (
+                Just(batch),
+                Just(n),
+                prop::collection::vec(-2.0f64..2.0, count * 3),
+                prop::collection::vec(prop::bool::weighted(0.8), count),
+                prop::collection::vec(0usize..count, 0..3),
+            )
+                .prop_map(|(batch, n, mut points, valid, copies)| {
+                    // Coincident atoms: some nodes on top of the next one.
+                    for i in copies {
+                        if (i + 1) % n != 0 {
+                            let next: Vec<f64> = points[(i + 1) * 3..(i + 2) * 3].to_vec();
+                            points[i * 3..(i + 1) * 3].copy_from_slice(&next);
+                        }
+                    }
+                    for (i, &v) in valid.iter().enumerate() {
+                        if !v {
+                            points[i * 3] = f64::NAN;
+                        }
+                    }
+                    (batch, n, points, valid)
+                })
+        })
+    }
+
+    fn distance(a: &[f64], b: &[f64]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Every node gets its nearest valid neighbours first (self, padded
+        /// and coincident nodes excluded, within the radius), the rest of its
+        /// slots masked; the edge vectors are neighbour minus node, and their
+        /// gradient reaches the positions of both ends.
+        #[test]
+        fn nearest_neighbours_match_a_brute_force_search(
+            (batch, n, points, valid) in graphs(),
+            wanted in 0usize..10,
+            radius in prop::sample::select(vec![0.8, 2.5, f64::INFINITY]),
+        ) {
+            let device = Default::default();
+            let coords = Tensor::<Grad, 3>::from_data(
+                TensorData::new(points.clone(), [batch, n, 3]),
+                &device,
+            )
+            .require_grad();
+            let mask = Tensor::<Grad, 2, Bool>::from_data(
+                TensorData::new(valid.clone(), [batch, n]),
+                &device,
+            );
+            let options = NeighborOptions { num_neighbors: Some(wanted), valid_radius: radius };
+            let list = NeighborList::nearest(coords.clone(), mask, None, 0, &options);
+            let k = wanted.min(n - 1).clamp(1, (n - 1).max(1));
+            prop_assert_eq!(list.index.dims(), [batch, n, k]);
+            let index: Vec<i64> = list.index.into_data().convert::<i64>().to_vec().unwrap();
+            let slot_valid: Vec<bool> = list.mask.into_data().to_vec().unwrap();
+            let relative: Vec<f64> = list.relative.clone().into_data().to_vec().unwrap();
+            let at = |b: usize, i: usize| -> Vec<f64> {
+                if valid[b * n + i] { points[(b * n + i) * 3..(b * n + i + 1) * 3].to_vec() } else { vec![0.0; 3] }
+            };
+            for b in 0..batch {
+                for i in 0..n {
+                    let mut expected: Vec<(f64, usize)> = (0..n)
+                        .filter(|&j| j != i && valid[b * n + i] && valid[b * n + j])
+                        .map(|j| (distance(&at(b, i), &at(b, j)), j))
+                        .filter(|&(d, _)| d > COINCIDENT_DISTANCE && d <= radius && wanted > 0)
+                        .collect();
+                    expected.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+                    expected.truncate(k);
+                    for s in 0..k {
+                        let e = (b * n + i) * k + s;
+                        let j = index[e] as usize;
+                        prop_assert!(j < n);
+                        match expected.get(s) {
+                            Some(&(_, want)) => {
+                                prop_assert!(slot_valid[e], "slot {} of node {}", s, i);
+                                prop_assert_eq!(j, want);
+                            }
+                            None => prop_assert!(!slot_valid[e], "slot {} of node {}", s, i),
+                        }
+                        for c in 0..3 {
+                            let vector = at(b, j)[c] - at(b, i)[c];
+                            prop_assert!((relative[e * 3 + c] - vector).abs() < 1e-12);
+                        }
+                    }
+                }
+            }
+            // d(sum of the valid edge vectors' x components)/d(positions).
+            let weights = Tensor::<Grad, 4>::from_data(
+                TensorData::new(
+                    slot_valid.iter().flat_map(|&v| [f64::from(u8::from(v)), 0.0, 0.0]).collect::<Vec<f64>>(),
+                    [batch, n, k, 3],
+                ),
+                &device,
+            );
+            let grads = (list.relative * weights).sum().backward();
+            let gradient: Vec<f64> = coords.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            for b in 0..batch {
+                for node in 0..n {
+                    let mut expected = 0.0;
+                    for i in 0..n {
+                        for s in 0..k {
+                            let e = (b * n + i) * k + s;
+                            if slot_valid[e] {
+                                expected += f64::from(u8::from(index[e] as usize == node));
+                                expected -= f64::from(u8::from(i == node));
+                            }
+                        }
+                    }
+                    prop_assert!((gradient[(b * n + node) * 3] - expected).abs() < 1e-12);
+                }
+            }
+        }
+    }
 }
