@@ -23,13 +23,16 @@ use crate::layers::{
 };
 use crate::linear_attention::{LinearAttention, LinearAttentionConfig};
 use crate::so2_convolution::MessagePath;
-use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig};
+use crate::tensor_product::{DepthwiseTensorProduct, DepthwiseTensorProductConfig, EdgeMessages};
 use so3_math::precision::{masked_logit, positive_floor};
 
 #[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
 mod kernel;
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))]
+mod query_kernel;
 
 use kernel::{AttentionReadout, AttentionSizes};
+use query_kernel::{QueryLogits, QueryReadout};
 
 /// How attention logits are formed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,15 +292,31 @@ impl<B: Backend> EquivariantAttention<B> {
             let scalars = receivers[0].clone().squeeze_dim::<3>(2); // [B, R, C0]
             sigmoid(linear.forward(scalars)) // [B, R, sum(heads)]
         });
-        if let Logits::Mlp(layers) = &self.logits {
-            let mask = &geometry.neighbors.mask;
-            if let Some(outputs) =
-                self.fused_mlp_readout(layers, &edges, own.as_deref(), mask, gates.as_ref())
-            {
-                return outputs;
+        let edges = match &self.logits {
+            Logits::Mlp(layers) => {
+                let mask = &geometry.neighbors.mask;
+                match self.fused_mlp_readout(layers, edges, own.as_deref(), mask, gates.as_ref()) {
+                    Ok(outputs) => return outputs,
+                    Err(edges) => edges,
+                }
             }
-        }
-        let edge_fiber = self.messages.join_parts(edges, own); // [B, R, K', 2l+1, C]
+            Logits::Query(to_query) => {
+                let mask = &geometry.neighbors.mask;
+                let gates = gates.as_ref();
+                match self.fused_query_readout(
+                    to_query,
+                    receivers,
+                    edges,
+                    own.as_deref(),
+                    mask,
+                    gates,
+                ) {
+                    Ok(outputs) => return outputs,
+                    Err(edges) => edges,
+                }
+            }
+        };
+        let edge_fiber = self.messages.join_parts(edges.split(), own); // [B, R, K', 2l+1, C]
         let (attention, values) = match &self.logits {
             Logits::Mlp(layers) => self.mlp_logits(layers, edge_fiber, &slot_mask),
             Logits::Query(to_query) => {
@@ -325,23 +344,29 @@ impl<B: Backend> EquivariantAttention<B> {
 
     /// Everything after the messages of MLP attention (logits, softmax, value
     /// gate and projection, weighted sum, head gates) by the fused host kernel,
-    /// where the backend and the sizes allow it ([`host_ops::serves`]).
+    /// where the backend and the sizes allow it ([`host_ops::serves`]; else
+    /// `Err` with the messages, unused).
     ///
     /// # Shapes
-    /// - `edges[l]`: `[B, R, K, 2l+1, C_l]`, `own[l]`: `[B, R, 2l+1, C_l]`
+    /// - `edges[l]`: `[B, R, K, 2l+1, C_l]` (packed as the fused message
+    ///   kernel wrote them, or split), `own[l]`: `[B, R, 2l+1, C_l]`
     /// - `mask`: `[B, R, K]`, `head_gates`: `[B, R, sum(heads)]`
     /// - output `[l]`: `[B, R, 2l+1, H_l * D_l]`
     fn fused_mlp_readout(
         &self,
         layers: &[Linear<B>],
-        edges: &[Tensor<B, 5>],
+        edges: EdgeMessages<B>,
         own: Option<&[Tensor<B, 4>]>,
         mask: &Tensor<B, 3, Bool>,
         head_gates: Option<&Tensor<B, 3>>,
-    ) -> Option<Vec<Tensor<B, 4>>> {
-        let projection = self.value_projection.as_ref()?;
+    ) -> Result<Vec<Tensor<B, 4>>, EdgeMessages<B>> {
+        let shapes = edges.shapes();
+        let (Some(projection), Some(&[batch, n, slots, _, _])) =
+            (self.value_projection.as_ref(), shapes.first())
+        else {
+            return Err(edges);
+        };
         let degrees = self.heads.len();
-        let [batch, n, slots, _, _] = edges.first()?.dims();
         let sizes = AttentionSizes {
             heads: self.heads.clone(),
             dim_head: self.dim_head.clone(),
@@ -360,11 +385,11 @@ impl<B: Backend> EquivariantAttention<B> {
         let message_shape = |l: usize| [2 * l + 1, layout.channels(l)];
         let fits = batch * n > 0
             && slots > 0
-            && edges.len() == degrees
-            && edges
+            && shapes.len() == degrees
+            && shapes
                 .iter()
                 .enumerate()
-                .all(|(l, e)| e.dims()[3..] == message_shape(l))
+                .all(|(l, e)| e[..3] == [batch, n, slots] && e[3..] == message_shape(l))
             && own.is_none_or(|own| {
                 own.len() == degrees
                     && own
@@ -378,18 +403,18 @@ impl<B: Backend> EquivariantAttention<B> {
                 logit_weights.get(l).map(Tensor::dims) == Some([self.attn_hidden[l], self.heads[l]])
                     && projections.get(l).map(Tensor::dims) == Some([v, v])
             });
-        let dtype = edges[0].dtype();
-        let same_dtype = edges
-            .iter()
-            .map(Tensor::dtype)
+        let dtypes = edges.dtypes();
+        let dtype = dtypes[0];
+        let same_dtype = dtypes
+            .into_iter()
             .chain(own.into_iter().flatten().map(Tensor::dtype))
             .chain(logit_weights.iter().chain(&projections).map(Tensor::dtype))
             .chain(head_gates.map(Tensor::dtype))
             .all(|d| d == dtype);
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
-            return None;
+            return Err(edges);
         }
-        let device = edges[0].device();
+        let device = mask.device();
         let own = match own {
             Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
             None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
@@ -405,25 +430,127 @@ impl<B: Backend> EquivariantAttention<B> {
             &layout,
             [
                 own,
-                Tensor::cat(edges.iter().map(|t| flat(t.clone())).collect(), 0),
+                edges.packed(),
                 flat(mask.clone().float().cast(dtype)),
                 Tensor::cat(logit_weights.into_iter().map(flat).collect(), 0),
                 Tensor::cat(projections.into_iter().map(flat).collect(), 0),
                 head_gates,
             ],
         );
-        Some(
-            (0..degrees)
-                .map(|l| {
-                    let (at, len) = layout.output_block(l);
-                    let width = self.heads[l] * self.dim_head[l];
-                    output
-                        .clone()
-                        .narrow(0, at, len)
-                        .reshape([batch, n, 2 * l + 1, width])
-                })
-                .collect(),
-        )
+        Ok((0..degrees)
+            .map(|l| {
+                let (at, len) = layout.output_block(l);
+                let width = self.heads[l] * self.dim_head[l];
+                output
+                    .clone()
+                    .narrow(0, at, len)
+                    .reshape([batch, n, 2 * l + 1, width])
+            })
+            .collect())
+    }
+
+    /// Everything after the messages of dot-product or L2-distance attention
+    /// (queries against keys, softmax, weighted sum of the values, head
+    /// gates) by the fused host kernel, where the backend and the sizes allow
+    /// it ([`host_ops::serves`]; else `Err` with the messages, unused).
+    ///
+    /// # Shapes
+    /// - `receivers[l]`: `[B, R, 2l+1, C_l]`
+    /// - `edges[l]`: `[B, R, K, 2l+1, 2 V_l]` (keys then values), `own[l]`: `[B, R, 2l+1, 2 V_l]`
+    /// - `mask`: `[B, R, K]`, `head_gates`: `[B, R, sum(heads)]`
+    /// - output `[l]`: `[B, R, 2l+1, H_l * D_l]`
+    fn fused_query_readout(
+        &self,
+        to_query: &EquivariantLinear<B>,
+        receivers: &[Tensor<B, 4>],
+        edges: EdgeMessages<B>,
+        own: Option<&[Tensor<B, 4>]>,
+        mask: &Tensor<B, 3, Bool>,
+        head_gates: Option<&Tensor<B, 3>>,
+    ) -> Result<Vec<Tensor<B, 4>>, EdgeMessages<B>> {
+        let logits = match self.kind {
+            AttentionKind::DotProduct => QueryLogits::DotProduct,
+            AttentionKind::L2Distance => QueryLogits::L2Distance,
+            AttentionKind::Mlp => return Err(edges),
+        };
+        let shapes = edges.shapes();
+        let dtypes = edges.dtypes();
+        let (Some(&[batch, n, slots, _, _]), Some(&dtype)) = (shapes.first(), dtypes.first())
+        else {
+            return Err(edges);
+        };
+        let degrees = self.heads.len();
+        let layout = Arc::new(QueryReadout::new(
+            logits,
+            &self.heads,
+            &self.dim_head,
+            self.single_headed_kv,
+            positive_floor(1e-24, dtype),
+            batch * n,
+            slots,
+            own.is_some(),
+        ));
+        let message_shape = |l: usize| [2 * l + 1, layout.message_channels(l)];
+        let fits = batch * n > 0
+            && slots > 0
+            && receivers.len() == degrees
+            && shapes.len() == degrees
+            && shapes
+                .iter()
+                .enumerate()
+                .all(|(l, e)| e[..3] == [batch, n, slots] && e[3..] == message_shape(l))
+            && own.is_none_or(|own| {
+                own.len() == degrees
+                    && own.iter().enumerate().all(|(l, o)| {
+                        o.dims()[..2] == [batch, n] && o.dims()[2..] == message_shape(l)
+                    })
+            });
+        let same_dtype = dtypes
+            .into_iter()
+            .chain(own.into_iter().flatten().map(Tensor::dtype))
+            .chain(receivers.iter().map(Tensor::dtype))
+            .chain(head_gates.map(Tensor::dtype))
+            .all(|d| d == dtype);
+        if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
+            return Err(edges);
+        }
+        let queries = to_query.forward(receivers.to_vec());
+        let query_shape = |l: usize| [batch, n, 2 * l + 1, self.heads[l] * self.dim_head[l]];
+        if queries
+            .iter()
+            .enumerate()
+            .any(|(l, q)| q.dims() != query_shape(l) || q.dtype() != dtype)
+        {
+            return Err(edges);
+        }
+        let device = mask.device();
+        let own = match own {
+            Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
+            None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
+        };
+        let head_gates = match head_gates {
+            Some(gates) => flat(gates.clone()),
+            None => {
+                let count = batch * n * self.heads.iter().sum::<usize>();
+                Tensor::<B, 1>::ones([count], &device).cast(dtype)
+            }
+        };
+        let output = host_ops::run(
+            &layout,
+            [
+                Tensor::cat(queries.into_iter().map(flat).collect(), 0),
+                own,
+                edges.packed(),
+                flat(mask.clone().float().cast(dtype)),
+                head_gates,
+            ],
+        );
+        Ok((0..degrees)
+            .map(|l| {
+                let (at, len) = layout.output_block(l);
+                output.clone().narrow(0, at, len).reshape(query_shape(l))
+            })
+            .collect())
     }
 
     /// MLP logits from the invariant part of the messages; values gated then projected.

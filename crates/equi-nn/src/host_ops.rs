@@ -280,11 +280,53 @@ fn cast<T: 'static, U: 'static>(value: T) -> U {
     *boxed.downcast::<U>().expect("the types were compared")
 }
 
+/// The values of a tensor of a served (inner) backend: moved out where the
+/// tensor holds the only reference to its buffer, else copied as one slice
+/// (Burn's own conversion walks a shared buffer element by element, which
+/// costs more than the kernels on edge-sized inputs such as the edge frames
+/// that every layer reads).
 fn host<B: Backend, F: Real>(tensor: Tensor<B, 1>) -> Vec<F> {
-    tensor
-        .into_data()
-        .into_vec::<F>()
-        .expect("the element type was checked")
+    #[cfg(feature = "ndarray")]
+    {
+        use burn::backend::ndarray::NdArrayTensor;
+        use burn::backend::NdArray;
+        let primitive: Box<dyn Any> = Box::new(tensor.into_primitive().tensor());
+        let primitive = *primitive
+            .downcast::<NdArrayTensor>()
+            .expect("served backends keep NdArray tensors");
+        macro_rules! values {
+            ($storage:ident, $variant:ident, $float:ty) => {{
+                if $storage.is_unique() {
+                    let tensor = Tensor::<NdArray<$float>, 1>::from_primitive(
+                        TensorPrimitive::Float(NdArrayTensor::$variant($storage)),
+                    );
+                    cast::<Vec<$float>, Vec<F>>(
+                        tensor
+                            .into_data()
+                            .into_vec::<$float>()
+                            .expect("the element type was checked"),
+                    )
+                } else {
+                    let view = $storage.view();
+                    let values: Vec<$float> = match view.as_slice() {
+                        Some(slice) => slice.to_vec(),
+                        None => view.iter().copied().collect(),
+                    };
+                    cast::<Vec<$float>, Vec<F>>(values)
+                }
+            }};
+        }
+        match primitive {
+            NdArrayTensor::F32(storage) => values!(storage, F32, f32),
+            NdArrayTensor::F64(storage) => values!(storage, F64, f64),
+            _ => panic!("a fused kernel got a tensor that is neither f32 nor f64"),
+        }
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        let _ = tensor;
+        unreachable!("no backend is served without the ndarray feature")
+    }
 }
 
 fn on_device<B: Backend, F: Real>(values: Vec<F>, device: &B::Device) -> Tensor<B, 1> {

@@ -112,7 +112,7 @@ use serde::{Deserialize, Serialize};
 use so3_math::{clebsch_gordan, rotation_to_z, spherical_harmonics_f64, wigner_d};
 
 use crate::geometry::{path_degrees, EdgeGeometry, NeighborList};
-use crate::tensor_product::DepthwiseTensorProduct;
+use crate::tensor_product::{DepthwiseTensorProduct, EdgeMessages};
 
 mod kernel;
 
@@ -241,6 +241,9 @@ impl<B: Backend> EdgeFrames<B> {
             .iter()
             .map(|d| d.shape().num_elements())
             .sum();
+        if len == packed.dims()[0] {
+            return Some(packed.clone());
+        }
         Some(packed.clone().narrow(0, 0, len))
     }
 
@@ -338,36 +341,39 @@ impl So2Convolution {
         mix: &[Tensor<B, 2>],
     ) -> Vec<Tensor<B, 5>> {
         let [batch, n, k, width] = coefficients.dims();
-        let coefficients = coefficients.reshape([batch * n * k, width]);
         let frames = self.frames_of(geometry);
-        if let Some(messages) =
-            self.fused_messages(inputs, &coefficients, &frames, mix, [batch, n, k])
-        {
-            return messages;
-        }
+        let flat = coefficients.reshape([batch * n * k * width]);
+        let coefficients = match self.fused_messages(inputs, flat, &frames, mix, [batch, n, k]) {
+            Ok(messages) => return messages.split(),
+            Err(unused) => unused.reshape([batch * n * k, width]),
+        };
         self.generic_messages(inputs, coefficients, &frames, mix, [batch, n, k])
     }
 
     /// [`Self::edge_messages`] with the edge inputs gathered inside the fused
     /// host kernel: sender features at each neighbour, plus the receiver's
-    /// features when given, without an edge-sized input tensor. `None` where
-    /// the fused kernel does not serve the backend or the sizes.
+    /// features when given, without an edge-sized input tensor; the messages
+    /// come packed as the kernel wrote them. `Err` gives the coefficients
+    /// back, unused, where the fused kernel does not serve the backend or the
+    /// sizes.
     ///
     /// # Shapes
     /// - `senders[l]`: `[B, N, 2l+1, C_in(l)]`, `receivers[l]`: `[B, R, 2l+1, C_in(l)]`
     /// - `geometry`: the receivers' edges, neighbour indices into the senders' `N`
-    /// - `coefficients`: `[B, R, K, radial_outputs]`
+    /// - `coefficients`: `[B * R * K * radial_outputs]` (`[B, R, K, radial_outputs]` flattened)
     /// - output `[l]`: `[B, R, K, 2l+1, C_out(l)]`
     pub(crate) fn node_messages<B: Backend>(
         &self,
         senders: &[Tensor<B, 4>],
         receivers: Option<&[Tensor<B, 4>]>,
-        coefficients: Tensor<B, 4>,
+        coefficients: Tensor<B, 1>,
         geometry: &EdgeGeometry<B>,
         mix: &[Tensor<B, 2>],
-    ) -> Option<Vec<Tensor<B, 5>>> {
-        let [batch, r, k, width] = coefficients.dims();
-        let n = senders.first()?.dims()[1];
+    ) -> Result<EdgeMessages<B>, Tensor<B, 1>> {
+        let [batch, r, k] = geometry.neighbors.index.dims();
+        let Some(n) = senders.first().map(|x| x.dims()[1]) else {
+            return Err(coefficients);
+        };
         let node_shape = |l: usize| [2 * l + 1, self.dims_in[l]];
         let fits = senders.len() == self.dims_in.len()
             && senders
@@ -381,14 +387,14 @@ impl So2Convolution {
                         .enumerate()
                         .all(|(l, x)| x.dims()[..2] == [batch, r] && x.dims()[2..] == node_shape(l))
             })
-            && geometry.neighbors.index.dims() == [batch, r, k];
+            && coefficients.dims() == [batch * r * k * self.radial_outputs()];
         let dtype = coefficients.dtype();
         let same_dtype = senders
             .iter()
             .chain(receivers.into_iter().flatten())
             .all(|x| x.dtype() == dtype);
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
-            return None;
+            return Err(coefficients);
         }
         // Sender row of each edge in the flattened `[B * N]` node axis.
         let index = geometry.neighbors.index.clone().into_data();
@@ -397,7 +403,9 @@ impl So2Convolution {
             .enumerate()
             .map(|(e, i)| usize::try_from(i).map_or(usize::MAX, |i| (e / (r * k)) * n + i))
             .collect();
-        let gather = Gather::new(sender, batch * n, k, receivers.is_some())?;
+        let Some(gather) = Gather::new(sender, batch * n, k, receivers.is_some()) else {
+            return Err(coefficients);
+        };
         let flat_nodes = |x: &Tensor<B, 4>| {
             let len = x.shape().num_elements();
             x.clone().reshape([len])
@@ -408,11 +416,10 @@ impl So2Convolution {
             .map(flat_nodes)
             .collect();
         let frames = self.frames_of(geometry);
-        let coefficients = coefficients.reshape([batch * r * k, width]);
         self.run_fused(
             Tensor::cat(packed, 0),
             Some(gather),
-            &coefficients,
+            coefficients,
             &frames,
             mix,
             [batch, r, k],
@@ -435,22 +442,23 @@ impl So2Convolution {
     }
 
     /// [`Self::edge_messages`] by the fused host kernel, where the backend
-    /// and the layer's sizes allow it ([`host_ops::serves`]).
+    /// and the layer's sizes allow it ([`host_ops::serves`]; else `Err` with
+    /// the flat coefficients, unused).
     fn fused_messages<B: Backend>(
         &self,
         inputs: &[Tensor<B, 5>],
-        coefficients: &Tensor<B, 2>,
+        coefficients: Tensor<B, 1>,
         frames: &EdgeFrames<B>,
         mix: &[Tensor<B, 2>],
         [batch, n, k]: [usize; 3],
-    ) -> Option<Vec<Tensor<B, 5>>> {
+    ) -> Result<EdgeMessages<B>, Tensor<B, 1>> {
         let edges = batch * n * k;
         let dtype = coefficients.dtype();
         if inputs.len() != self.dims_in.len()
             || !inputs.iter().all(|x| x.dtype() == dtype)
             || !host_ops::serves::<B>(dtype)
         {
-            return None;
+            return Err(coefficients);
         }
         let packed = inputs
             .iter()
@@ -471,23 +479,24 @@ impl So2Convolution {
     }
 
     /// Runs the fused kernel on the packed edge inputs (or node features,
-    /// with `gather`); `None` where the sizes or types do not fit it.
+    /// with `gather`) and the flat coefficients `[E * radial_outputs]`; `Err`
+    /// with the coefficients, unused, where the sizes or types do not fit it.
     fn run_fused<B: Backend>(
         &self,
         packed_inputs: Tensor<B, 1>,
         gather: Option<Gather>,
-        coefficients: &Tensor<B, 2>,
+        coefficients: Tensor<B, 1>,
         frames: &EdgeFrames<B>,
         mix: &[Tensor<B, 2>],
         [batch, n, k]: [usize; 3],
-    ) -> Option<Vec<Tensor<B, 5>>> {
+    ) -> Result<EdgeMessages<B>, Tensor<B, 1>> {
         let edges = batch * n * k;
         let total: usize = self.dims_in.iter().sum();
         let dims_out: Vec<usize> = mix.iter().map(|w| w.dims()[1]).collect();
         let frame_degrees = self.frame_degrees();
         let fits = edges > 0
             && frame_degrees >= 1
-            && coefficients.dims() == [edges, self.radial_outputs()]
+            && coefficients.dims() == [edges * self.radial_outputs()]
             && dims_out.len() == self.degrees_out
             && mix.iter().all(|w| w.dims()[0] == total)
             && self.dims_in.iter().chain(&dims_out).all(|&c| c > 0);
@@ -496,7 +505,7 @@ impl So2Convolution {
             && frames.wigner.iter().all(|d| d.dtype() == dtype)
             && mix.iter().all(|w| w.dtype() == dtype);
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
-            return None;
+            return Err(coefficients);
         }
         let layout = So2Layout::new(edges, &self.dims_in, &dims_out, self.orders, frame_degrees);
         let layout = Arc::new(match gather {
@@ -504,7 +513,7 @@ impl So2Convolution {
             None => layout,
         });
         if packed_inputs.dims()[0] != layout.input_len() {
-            return None;
+            return Err(coefficients);
         }
         let flat = |t: Tensor<B, 3>| {
             let len = t.shape().num_elements();
@@ -519,24 +528,20 @@ impl So2Convolution {
             &layout,
             [
                 packed_inputs,
-                flat(coefficients.clone().unsqueeze()),
+                coefficients,
                 packed_frames,
                 Tensor::cat(packed_weights, 0),
             ],
         );
-        Some(
-            dims_out
-                .iter()
-                .enumerate()
-                .map(|(l, &c_out)| {
-                    let (at, len) = layout.output_block(l);
-                    output
-                        .clone()
-                        .narrow(0, at, len)
-                        .reshape([batch, n, k, 2 * l + 1, c_out])
-                })
-                .collect(),
-        )
+        let shapes = dims_out
+            .iter()
+            .enumerate()
+            .map(|(l, &c_out)| [batch, n, k, 2 * l + 1, c_out])
+            .collect();
+        Ok(EdgeMessages::Packed {
+            values: output,
+            shapes,
+        })
     }
 
     /// [`Self::edge_messages`] by Burn tensor operations (any backend).

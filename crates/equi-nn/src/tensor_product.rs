@@ -16,7 +16,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Tensor};
 
 use crate::fiber::{gather_neighbors, matmul_last};
 use crate::geometry::{path_degrees, EdgeGeometry};
@@ -178,6 +178,7 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 5>> {
         self.mixed_messages_to(receivers, senders, geometry, &self.mix_weights())
+            .split()
     }
 
     /// The mixing weights, one `[C_total, C_out(l)]` per output degree.
@@ -213,7 +214,7 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         senders: &[Tensor<B, 4>],
         geometry: &EdgeGeometry<B>,
         mix: &[Tensor<B, 2>],
-    ) -> Vec<Tensor<B, 5>> {
+    ) -> EdgeMessages<B> {
         let (receivers, senders) = match (&self.to_receiver, &self.to_sender) {
             (Some(receiver), Some(sender)) => (
                 Some(receiver.forward(receivers.to_vec())),
@@ -221,19 +222,16 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             ),
             _ => (None, senders.to_vec()),
         };
-        let weights = self.radial.forward(geometry.radial_features.clone()); // [B, N, K, W]
+        let [batch, n, k, _] = geometry.radial_features.dims();
+        let mut coefficients = self.radial.forward_flat(geometry.radial_features.clone()); // [B*N*K*W]
         if let Some(so2) = &self.so2 {
-            let messages = so2.node_messages(
-                &senders,
-                receivers.as_deref(),
-                weights.clone(),
-                geometry,
-                mix,
-            );
-            if let Some(messages) = messages {
-                return messages;
+            match so2.node_messages(&senders, receivers.as_deref(), coefficients, geometry, mix) {
+                Ok(messages) => return messages,
+                Err(unused) => coefficients = unused,
             }
         }
+        let width = self.radial.output.weight.dims()[1];
+        let weights = coefficients.reshape([batch, n, k, width]);
         // Edge input per degree: sender features at the neighbour plus receiver features.
         let inputs: Vec<Tensor<B, 5>> = senders
             .into_iter()
@@ -247,9 +245,8 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             })
             .collect();
         if let Some(so2) = &self.so2 {
-            return so2.edge_messages(&inputs, weights, geometry, mix);
+            return EdgeMessages::Split(so2.edge_messages(&inputs, weights, geometry, mix));
         }
-        let [batch, n, k, _] = weights.dims();
         let mut offset = 0;
         let mut messages = Vec::with_capacity(self.dims_out.len());
         for l_out in 0..self.dims_out.len() {
@@ -275,11 +272,13 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             }
             messages.push(Tensor::cat(parts, 4));
         }
-        messages
-            .into_iter()
-            .zip(mix)
-            .map(|(m, w)| matmul_last(m, w.clone()))
-            .collect()
+        EdgeMessages::Split(
+            messages
+                .into_iter()
+                .zip(mix)
+                .map(|(m, w)| matmul_last(m, w.clone()))
+                .collect(),
+        )
     }
 
     /// The full layer.
@@ -308,7 +307,7 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 5>> {
         let (outputs, own) = self.parts_to(receivers, senders, geometry);
-        self.join_parts(outputs, own)
+        self.join_parts(outputs.split(), own)
     }
 
     /// Adds the own term of [`Self::parts_to`] to the pooled messages, or
@@ -342,6 +341,9 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
     /// edge slot without the own slot) and the node's own term, for the
     /// degrees both fibers have (`None` without self-interaction).
     ///
+    /// The messages stay packed as the fused kernel wrote them where nothing
+    /// between it and the caller needs them per degree.
+    ///
     /// # Shapes
     /// - first `[l]`: `[B, R, K, 2l+1, C_out(l)]` (`K = 1` when pooling)
     /// - second `[l]`: `[B, R, 2l+1, C_out(l)]`
@@ -350,28 +352,99 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         receivers: &[Tensor<B, 4>],
         senders: &[Tensor<B, 4>],
         geometry: &EdgeGeometry<B>,
-    ) -> (Vec<Tensor<B, 5>>, Option<Vec<Tensor<B, 4>>>) {
+    ) -> (EdgeMessages<B>, Option<Vec<Tensor<B, 4>>>) {
         let folded = self.mix_then_out();
         let mix = folded.clone().unwrap_or_else(|| self.mix_weights());
-        let messages = self.mixed_messages_to(receivers, senders, geometry, &mix);
-        let mask = geometry.neighbors.mask.clone();
-        let outputs: Vec<Tensor<B, 5>> = if self.pool {
-            messages
-                .into_iter()
-                .map(|m| masked_mean_over_slots(m, mask.clone()))
-                .collect()
-        } else {
-            messages
-        };
-        let outputs = match (&self.to_out, &folded) {
-            (Some(to_out), None) => to_out.forward(outputs),
-            _ => outputs,
-        };
+        let mut outputs = self.mixed_messages_to(receivers, senders, geometry, &mix);
+        if self.pool {
+            let mask = geometry.neighbors.mask.clone();
+            let pooled = outputs.split().into_iter();
+            outputs = EdgeMessages::Split(
+                pooled
+                    .map(|m| masked_mean_over_slots(m, mask.clone()))
+                    .collect(),
+            );
+        }
+        if let (Some(to_out), None) = (&self.to_out, &folded) {
+            outputs = EdgeMessages::Split(to_out.forward(outputs.split()));
+        }
         let own = self
             .self_interact
             .as_ref()
             .map(|self_interact| self_interact.forward(receivers.to_vec()));
         (outputs, own)
+    }
+}
+
+/// Per-edge messages of every output degree: one tensor per degree, or
+/// packed into one flat tensor as the fused kernels write and read them
+/// (degree blocks `[B, R, K, 2l+1, C_out(l)]`, row-major, one after another).
+///
+/// Kept packed, messages pass from one fused kernel to the next without a
+/// copy; on the CPU backends every reshape, slice or concatenation of an
+/// edge-sized tensor is one (and its gradient another).
+#[derive(Clone, Debug)]
+pub(crate) enum EdgeMessages<B: Backend> {
+    /// `[l]`: `[B, R, K, 2l+1, C_out(l)]`.
+    Split(Vec<Tensor<B, 5>>),
+    /// The degree blocks of `shapes`, flattened and concatenated.
+    Packed {
+        values: Tensor<B, 1>,
+        shapes: Vec<[usize; 5]>,
+    },
+}
+
+impl<B: Backend> EdgeMessages<B> {
+    /// `[B, R, K, 2l+1, C_out(l)]` per degree.
+    pub(crate) fn shapes(&self) -> Vec<[usize; 5]> {
+        match self {
+            EdgeMessages::Split(messages) => messages.iter().map(Tensor::dims).collect(),
+            EdgeMessages::Packed { shapes, .. } => shapes.clone(),
+        }
+    }
+
+    /// The float type of every degree.
+    pub(crate) fn dtypes(&self) -> Vec<DType> {
+        match self {
+            EdgeMessages::Split(messages) => messages.iter().map(Tensor::dtype).collect(),
+            EdgeMessages::Packed { values, .. } => vec![values.dtype()],
+        }
+    }
+
+    /// One tensor per degree.
+    pub(crate) fn split(self) -> Vec<Tensor<B, 5>> {
+        match self {
+            EdgeMessages::Split(messages) => messages,
+            EdgeMessages::Packed { values, shapes } => {
+                let mut at = 0;
+                shapes
+                    .into_iter()
+                    .map(|shape| {
+                        let len = shape.iter().product();
+                        let block = values.clone().narrow(0, at, len).reshape(shape);
+                        at += len;
+                        block
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Every degree flattened and concatenated.
+    pub(crate) fn packed(self) -> Tensor<B, 1> {
+        match self {
+            EdgeMessages::Packed { values, .. } => values,
+            EdgeMessages::Split(messages) => Tensor::cat(
+                messages
+                    .into_iter()
+                    .map(|m| {
+                        let len = m.shape().num_elements();
+                        m.reshape([len])
+                    })
+                    .collect(),
+                0,
+            ),
+        }
     }
 }
 

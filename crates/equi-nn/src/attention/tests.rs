@@ -1,6 +1,7 @@
-//! The fused MLP attention against its tensor operations: the same outputs
-//! and the same gradients (input fiber, coordinates, every parameter), in
-//! f64, over the layer's options, with padded nodes and empty slots.
+//! The fused attention kernels (MLP, dot product, L2 distance) against their
+//! tensor operations: the same outputs and the same gradients (input fiber,
+//! coordinates, every parameter), in f64, over the layer's options, with
+//! padded nodes and empty slots.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::Module;
@@ -78,47 +79,64 @@ fn attention_call(layer: &EquivariantAttention<Grad>, dims: &[usize], fused: boo
     })
 }
 
+/// Largest difference between the fused and the tensor-operation pass of
+/// `layer`, relative to the largest output or gradient.
+fn fused_error(layer: &EquivariantAttention<Grad>, dims: &[usize]) -> f64 {
+    let reference = attention_call(layer, dims, false);
+    let fused = attention_call(layer, dims, true);
+    assert_eq!(reference.len(), fused.len());
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    reference
+        .iter()
+        .zip(&fused)
+        .map(|(a, b)| {
+            if b.is_finite() {
+                (a - b).abs()
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
+        / scale
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "ndarray"),
     ignore = "the fused kernels need the ndarray feature"
 )]
-fn fused_mlp_attention_matches_the_tensor_operations_with_all_gradients() {
+fn fused_attention_matches_the_tensor_operations_with_all_gradients() {
     let dims = [5, 3, 2];
-    for attend_self in [true, false] {
-        for single_headed_kv in [false, true] {
-            for gate_heads in [true, false] {
-                let layer =
-                    EquivariantAttentionConfig::new(dims.to_vec(), vec![2, 3, 1], vec![3, 2, 4], 6)
-                        .with_attend_self(attend_self)
-                        .with_single_headed_kv(single_headed_kv)
-                        .with_gate_attn_head_outputs(gate_heads)
-                        .with_attn_hidden_dim_mult(2)
-                        .with_radial_hidden(8)
-                        .with_message_path(Some(MessagePath::So2))
-                        .init::<Grad>(&Default::default())
-                        .map(&mut PerturbedF64(RandomRotations::new(9)));
-                let reference = attention_call(&layer, &dims, false);
-                let fused = attention_call(&layer, &dims, true);
-                assert_eq!(reference.len(), fused.len());
-                let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                let error = reference
-                    .iter()
-                    .zip(&fused)
-                    .map(|(a, b)| {
-                        if b.is_finite() {
-                            (a - b).abs()
-                        } else {
-                            f64::INFINITY
-                        }
-                    })
-                    .fold(0.0, f64::max)
-                    / scale;
-                assert!(
-                    error < 1e-12,
-                    "attend_self {attend_self}, single_headed_kv {single_headed_kv}, \
-                     gate_attn_head_outputs {gate_heads}: {error}"
-                );
+    for kind in [
+        AttentionKind::Mlp,
+        AttentionKind::DotProduct,
+        AttentionKind::L2Distance,
+    ] {
+        for attend_self in [true, false] {
+            for single_headed_kv in [false, true] {
+                for gate_heads in [true, false] {
+                    let layer = EquivariantAttentionConfig::new(
+                        dims.to_vec(),
+                        vec![2, 3, 1],
+                        vec![3, 2, 4],
+                        6,
+                    )
+                    .with_kind(kind)
+                    .with_attend_self(attend_self)
+                    .with_single_headed_kv(single_headed_kv)
+                    .with_gate_attn_head_outputs(gate_heads)
+                    .with_attn_hidden_dim_mult(2)
+                    .with_radial_hidden(8)
+                    .with_message_path(Some(MessagePath::So2))
+                    .init::<Grad>(&Default::default())
+                    .map(&mut PerturbedF64(RandomRotations::new(9)));
+                    let error = fused_error(&layer, &dims);
+                    assert!(
+                        error < 1e-12,
+                        "{kind:?}, attend_self {attend_self}, single_headed_kv \
+                         {single_headed_kv}, gate_attn_head_outputs {gate_heads}: {error}"
+                    );
+                }
             }
         }
     }

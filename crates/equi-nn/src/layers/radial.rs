@@ -67,10 +67,27 @@ impl<B: Backend> RadialMlp<B> {
     /// # Shapes
     /// - `features`: `[..., d_input]`, output `[..., d_output]`
     pub fn forward<const D: usize>(&self, features: Tensor<B, D>) -> Tensor<B, D> {
-        if let Some(out) = self.fused_forward(&features) {
-            return out;
+        let mut dims = features.dims();
+        if let Some(out) = self.fused_forward_flat(&features) {
+            dims[D - 1] = self.output.weight.dims()[1];
+            return out.reshape(dims);
         }
         self.generic_forward(features)
+    }
+
+    /// [`Self::forward`] with the output flattened, row-major: the form the
+    /// fused message kernel reads, which the fused network writes without a
+    /// copy (on the CPU backends every reshape of an edge-sized tensor is one).
+    ///
+    /// # Shapes
+    /// - `features`: `[..., d_input]`, output `[rows * d_output]`
+    pub(crate) fn forward_flat<const D: usize>(&self, features: Tensor<B, D>) -> Tensor<B, 1> {
+        if let Some(out) = self.fused_forward_flat(&features) {
+            return out;
+        }
+        let out = self.generic_forward(features);
+        let len = out.shape().num_elements();
+        out.reshape([len])
     }
 
     /// [`Self::forward`] by Burn tensor operations (any backend).
@@ -82,17 +99,26 @@ impl<B: Backend> RadialMlp<B> {
 
     /// [`Self::forward`] by the fused host kernel, where the backend allows it
     /// ([`host_ops::serves`]).
+    #[cfg(test)]
     pub(crate) fn fused_forward<const D: usize>(
         &self,
         features: &Tensor<B, D>,
     ) -> Option<Tensor<B, D>> {
+        let mut dims = features.dims();
+        let out = self.fused_forward_flat(features)?;
+        dims[D - 1] = self.output.weight.dims()[1];
+        Some(out.reshape(dims))
+    }
+
+    /// [`Self::fused_forward`], flattened as [`Self::forward_flat`].
+    fn fused_forward_flat<const D: usize>(&self, features: &Tensor<B, D>) -> Option<Tensor<B, 1>> {
         let [input, hidden, output] = [&self.input, &self.hidden, &self.output];
         let biases = [input, hidden, output].map(|layer| layer.bias.as_ref().map(|b| b.val()));
         let [Some(b1), Some(b2), Some(b3)] = biases else {
             return None;
         };
         let norms_without_bias = self.norm_in.beta.is_none() && self.norm_hidden.beta.is_none();
-        let mut dims = features.dims();
+        let dims = features.dims();
         let d_input = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
         let [_, d_hidden] = input.weight.dims();
@@ -132,8 +158,7 @@ impl<B: Backend> RadialMlp<B> {
                 b3,
             ],
         );
-        dims[D - 1] = d_output;
-        Some(out.reshape(dims))
+        Some(out)
     }
 }
 

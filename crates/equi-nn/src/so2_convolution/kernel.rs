@@ -206,12 +206,6 @@ impl So2Layout {
         *self.output_blocks.last().unwrap_or(&0)
     }
 
-    /// Offset and length of output degree `l`'s block.
-    pub(crate) fn output_block(&self, l: usize) -> (usize, usize) {
-        let at = self.output_blocks[l];
-        (at, self.output_blocks[l + 1] - at)
-    }
-
     fn channels(&self) -> usize {
         *self.channel_start.last().unwrap_or(&0)
     }

@@ -378,8 +378,10 @@ fn message_call<B: burn::tensor::backend::AutodiffBackend>(
     let frames = geometry.frames.as_ref().expect("frames");
     let mix_weights: Vec<Tensor<B, 2>> = layer.mix.weights.iter().map(|w| w.val()).collect();
     let out = if fused {
-        so2.fused_messages(&inputs, &coefficients, frames, &mix_weights, [b, n, k])
+        let flat = coefficients.clone().reshape([edges * width]);
+        so2.fused_messages(&inputs, flat, frames, &mix_weights, [b, n, k])
             .expect("the fused kernel serves Autodiff<NdArray>")
+            .split()
     } else {
         so2.generic_messages(
             &inputs,
@@ -512,8 +514,15 @@ fn fused_kernel_matches_the_tensor_operations_without_autodiff() {
     let mix_weights: Vec<Tensor<F64, 2>> = layer.mix.weights.iter().map(|w| w.val()).collect();
     let flatten = |out: Vec<Tensor<F64, 5>>| out.into_iter().flat_map(to_vec).collect::<Vec<f64>>();
     let fused = so2
-        .fused_messages(&inputs, &coefficients, frames, &mix_weights, [b, n, k])
-        .expect("the fused kernel serves NdArray<f64>");
+        .fused_messages(
+            &inputs,
+            coefficients.clone().reshape([edges * width]),
+            frames,
+            &mix_weights,
+            [b, n, k],
+        )
+        .expect("the fused kernel serves NdArray<f64>")
+        .split();
     let reference = so2.generic_messages(&inputs, coefficients, frames, &mix_weights, [b, n, k]);
     let error = relative_difference(&flatten(reference), &flatten(fused));
     assert!(error < 1e-13, "{error}");
