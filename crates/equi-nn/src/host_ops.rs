@@ -35,11 +35,14 @@ static FUSED: AtomicBool = AtomicBool::new(true);
 /// With `NdArray<f32>`, `NdArray<f64>` and their `Autodiff` wrappers, the
 /// SO(2) messages of every edge (rotation into the edge frame, products with
 /// the radial coefficients, channel mixing, rotation back), the radial
-/// networks and MLP attention after the messages (logits, softmax over the
-/// neighbours, value gate and projection, weighted sum, head gates) run, with
-/// their gradients, as one multi-threaded pass each; off, they run as Burn
-/// tensor operations like on every other backend. Both compute the same
-/// function (to rounding); the switch exists to compare them.
+/// networks and the attention after the messages (MLP: logits, softmax over
+/// the neighbours, value gate and projection, weighted sum, head gates; dot
+/// product and L2 distance: logits of queries against keys, softmax,
+/// weighted sum, head gates) run, with their gradients, as one
+/// multi-threaded pass each, handing their edge-sized results to each other
+/// as flat buffers; off, they run as Burn tensor operations like on every
+/// other backend. Both compute the same function (to rounding); the switch
+/// exists to compare them.
 pub fn set_fused_kernels(enabled: bool) {
     FUSED.store(enabled, Ordering::Relaxed);
 }
@@ -96,7 +99,7 @@ fn fits(len: usize, [rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> bool {
 }
 
 macro_rules! real {
-    ($float:ty, $gemm:path, $sigmoid:path) => {
+    ($float:ty, $sigmoid:path) => {
         impl Real for $float {
             fn of(x: f64) -> Self {
                 x as $float
@@ -111,49 +114,74 @@ macro_rules! real {
                 $sigmoid(x, out)
             }
             fn gemm(
-                [m, k, n]: [usize; 3],
+                dims: [usize; 3],
                 alpha: Self,
-                (a, sa): (&[Self], [usize; 2]),
-                (b, sb): (&[Self], [usize; 2]),
+                a: (&[Self], [usize; 2]),
+                b: (&[Self], [usize; 2]),
                 beta: Self,
-                (c, rsc): (&mut [Self], usize),
+                c: (&mut [Self], usize),
             ) {
-                assert!(
-                    fits(a.len(), [m, k], sa)
-                        && fits(b.len(), [k, n], sb)
-                        && fits(c.len(), [m, n], [rsc, 1]),
-                    "gemm operands out of bounds"
-                );
-                if narrow::gemm([m, k, n], alpha, (a, sa), (b, sb), beta, (c, rsc)) {
+                if narrow::gemm(dims, alpha, a, b, beta, (&mut *c.0, c.1)) {
                     return;
                 }
-                // SAFETY: every element read or written lies within the slices
-                // (checked above), and `c` does not alias `a` or `b` (borrows).
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        alpha,
-                        a.as_ptr(),
-                        sa[0] as isize,
-                        sa[1] as isize,
-                        b.as_ptr(),
-                        sb[0] as isize,
-                        sb[1] as isize,
-                        beta,
-                        c.as_mut_ptr(),
-                        rsc as isize,
-                        1,
-                    )
-                }
+                blocked_gemm(dims, alpha, a, b, beta, c);
             }
         }
     };
 }
 
-real!(f32, matrixmultiply::sgemm, sigmoid_f32);
-real!(f64, matrixmultiply::dgemm, sigmoid_f64);
+real!(f32, sigmoid_f32);
+real!(f64, sigmoid_f64);
+
+/// [`Real::gemm`] by the blocked kernels of the `gemm` crate, on the calling
+/// thread: the fused kernels already spread their blocks of rows over the
+/// threads, and a product that started threads of its own inside one of
+/// them would compete with the others for the cores (Burn's CPU backend
+/// switches `matrixmultiply`'s threads on, process-wide).
+fn blocked_gemm<F: Real>(
+    [m, k, n]: [usize; 3],
+    alpha: F,
+    (a, [rsa, csa]): (&[F], [usize; 2]),
+    (b, [rsb, csb]): (&[F], [usize; 2]),
+    beta: F,
+    (c, rsc): (&mut [F], usize),
+) {
+    assert!(
+        fits(a.len(), [m, k], [rsa, csa])
+            && fits(b.len(), [k, n], [rsb, csb])
+            && fits(c.len(), [m, n], [rsc, 1]),
+        "gemm operands out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: every element read or written lies within the slices (checked
+    // above), and `c` does not alias `a` or `b` (borrows). The crate computes
+    // `dst = alpha dst + beta lhs rhs`, reading `dst` only when asked to.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            rsc as isize,
+            beta != F::default(),
+            a.as_ptr(),
+            csa as isize,
+            rsa as isize,
+            b.as_ptr(),
+            csb as isize,
+            rsb as isize,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
 
 fn sigmoid_f64(x: &[f64], out: &mut [f64]) {
     for (o, &x) in out.iter_mut().zip(x) {

@@ -53,6 +53,8 @@ pub(crate) struct QueryReadout {
     shared_head: bool,
     /// Floor of the squared distances before their square roots.
     floor: f64,
+    /// Logit scale `D_l^{-1/2}` per degree.
+    scale: Vec<f64>,
     rows: usize,
     slots: usize,
     own_slot: bool,
@@ -91,6 +93,7 @@ impl QueryReadout {
             dim_head: dim_head.to_vec(),
             shared_head,
             floor,
+            scale: dim_head.iter().map(|&d| (d as f64).powf(-0.5)).collect(),
             rows,
             slots,
             own_slot,
@@ -227,85 +230,77 @@ struct Degree<F> {
     attention: Vec<F>,
     /// Attention-weighted sums of the values `[2l+1, H, D]`, before the head gates.
     sums: Vec<F>,
+    /// Scratch space of the logits.
+    squares: Vec<F>,
 }
 
 impl QueryReadout {
     /// The logit of head `h` between `query` `[2l+1, H D]` and the keys of
     /// `message` `[2l+1, 2 V]` (keys first), and, when `grad` is given, the
     /// gradients of both scaled by `dlogit`, added to `grad`'s query and
-    /// message rows.
+    /// message rows. `squares` is scratch space.
+    #[allow(clippy::too_many_arguments)]
     fn logit<F: Real>(
         &self,
         l: usize,
         h: usize,
         query: &[F],
         message: &[F],
+        squares: &mut Vec<F>,
         grad: Option<(F, &mut [F], &mut [F])>,
     ) -> F {
         let (d, width) = (self.dim_head[l], 2 * l + 1);
         let (row, key_row) = (self.heads[l] * d, 2 * self.values[l]);
         let (q_at, k_at) = (h * d, self.key_head(h) * d);
-        let scale = F::of((d as f64).powf(-0.5));
+        let scale = F::of(self.scale[l]);
         let floor = F::of(self.floor);
         let q = |m: usize| &query[m * row + q_at..][..d];
         let k = |m: usize| &message[m * key_row + k_at..][..d];
-        match self.logits {
-            QueryLogits::DotProduct => {
-                if let Some((dlogit, dq, dk)) = grad {
-                    for m in 0..width {
-                        axpy(&mut dq[m * row + q_at..][..d], dlogit * scale, k(m));
-                        axpy(&mut dk[m * key_row + k_at..][..d], dlogit * scale, q(m));
-                    }
+        if self.logits == QueryLogits::DotProduct {
+            if let Some((dlogit, dq, dk)) = grad {
+                for m in 0..width {
+                    axpy(&mut dq[m * row + q_at..][..d], dlogit * scale, k(m));
+                    axpy(&mut dk[m * key_row + k_at..][..d], dlogit * scale, q(m));
                 }
-                (0..width)
-                    .map(|m| dot(q(m), k(m)))
-                    .fold(F::default(), |a, b| a + b)
-                    * scale
             }
-            QueryLogits::L2Distance if l == 0 => {
-                let (q, k) = (q(0), k(0));
-                let squared = q
-                    .iter()
-                    .zip(k)
-                    .map(|(&a, &b)| (a - b) * (a - b))
-                    .fold(F::default(), |a, b| a + b);
-                let norm = if squared < floor { floor } else { squared }.sqrt();
-                if let Some((dlogit, dq, dk)) = grad {
-                    if squared >= floor {
-                        let c = -(scale * dlogit) / norm;
-                        for (j, (&a, &b)) in q.iter().zip(k).enumerate() {
-                            dq[q_at + j] += c * (a - b);
-                            dk[k_at + j] += -(c * (a - b));
-                        }
-                    }
-                }
-                -(scale * norm)
-            }
-            QueryLogits::L2Distance => {
-                let mut total = F::default();
-                let mut grad = grad;
-                for j in 0..d {
-                    let diff =
-                        |m: usize| query[m * row + q_at + j] - message[m * key_row + k_at + j];
-                    let squared = (0..width)
-                        .map(|m| diff(m) * diff(m))
-                        .fold(F::default(), |a, b| a + b);
-                    let norm = if squared < floor { floor } else { squared }.sqrt();
-                    total += norm;
-                    if let Some((dlogit, dq, dk)) = grad.as_mut() {
-                        if squared >= floor {
-                            let c = -(scale * *dlogit) / norm;
-                            for m in 0..width {
-                                let g = c * diff(m);
-                                dq[m * row + q_at + j] += g;
-                                dk[m * key_row + k_at + j] += -g;
-                            }
-                        }
-                    }
-                }
-                -(scale * total)
+            return (0..width)
+                .map(|m| dot(q(m), k(m)))
+                .fold(F::default(), |a, b| a + b)
+                * scale;
+        }
+        // L2 distance: squared differences summed over `m` per channel
+        // (degree 0: over the channels too), floored, square-rooted.
+        squares.clear();
+        squares.resize(d, F::default());
+        for m in 0..width {
+            for ((s, &a), &b) in squares.iter_mut().zip(q(m)).zip(k(m)) {
+                *s += (a - b) * (a - b);
             }
         }
+        if l == 0 {
+            let total = squares.iter().fold(F::default(), |a, &b| a + b);
+            squares.clear();
+            squares.push(total);
+        }
+        let norm = |s: F| if s < floor { floor } else { s }.sqrt();
+        let total = squares.iter().fold(F::default(), |a, &s| a + norm(s));
+        if let Some((dlogit, dq, dk)) = grad {
+            for m in 0..width {
+                let (dq, dk) = (
+                    &mut dq[m * row + q_at..][..d],
+                    &mut dk[m * key_row + k_at..][..d],
+                );
+                for (j, (&a, &b)) in q(m).iter().zip(k(m)).enumerate() {
+                    let s = squares[if l == 0 { 0 } else { j }];
+                    if s >= floor {
+                        let g = -(scale * dlogit) / norm(s) * (a - b);
+                        dq[j] += g;
+                        dk[j] += -g;
+                    }
+                }
+            }
+        }
+        -(scale * total)
     }
 
     /// The forward pass of degree `l` for one receiving node.
@@ -320,7 +315,8 @@ impl QueryReadout {
         for k in (0..slots).filter(|&k| node.valid(self, k)) {
             let message = node.slot(self, l, k);
             for h in 0..heads {
-                out.attention[k * heads + h] = self.logit(l, h, query, message, None);
+                out.attention[k * heads + h] =
+                    self.logit(l, h, query, message, &mut out.squares, None);
             }
         }
         for h in 0..heads {
@@ -494,6 +490,7 @@ impl QueryReadout {
                             h,
                             query,
                             message,
+                            &mut degree.squares,
                             Some((dlogit, &mut *dq, &mut *dmessage)),
                         );
                     }

@@ -269,25 +269,7 @@ fn narrow_products_by_loops_match_the_blocked_kernel() {
                 (&mut narrow, n)
             ));
             let mut blocked = c0.clone();
-            // SAFETY: the operands are the dense matrices of the given strides.
-            unsafe {
-                matrixmultiply::dgemm(
-                    m,
-                    k,
-                    n,
-                    0.7,
-                    a.as_ptr(),
-                    sa[0] as isize,
-                    sa[1] as isize,
-                    b.as_ptr(),
-                    sb[0] as isize,
-                    sb[1] as isize,
-                    beta,
-                    blocked.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
+            super::blocked_gemm(dims, 0.7, (&a, sa), (&b, sb), beta, (&mut blocked, n));
             let error = narrow
                 .iter()
                 .zip(&blocked)
