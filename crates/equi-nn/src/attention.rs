@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{leaky_relu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::{by_node_chunks, EdgeGeometry};
@@ -414,18 +414,7 @@ impl<B: Backend> EquivariantAttention<B> {
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
             return Err(edges);
         }
-        let device = mask.device();
-        let own = match own {
-            Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
-            None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
-        };
-        let head_gates = match head_gates {
-            Some(gates) => flat(gates.clone()),
-            None => {
-                let count = batch * n * self.heads.iter().sum::<usize>();
-                Tensor::<B, 1>::ones([count], &device).cast(dtype)
-            }
-        };
+        let (own, head_gates) = self.flat_own_and_gates(own, head_gates, batch * n, mask, dtype);
         let output = host_ops::run(
             &layout,
             [
@@ -523,18 +512,7 @@ impl<B: Backend> EquivariantAttention<B> {
         {
             return Err(edges);
         }
-        let device = mask.device();
-        let own = match own {
-            Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
-            None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
-        };
-        let head_gates = match head_gates {
-            Some(gates) => flat(gates.clone()),
-            None => {
-                let count = batch * n * self.heads.iter().sum::<usize>();
-                Tensor::<B, 1>::ones([count], &device).cast(dtype)
-            }
-        };
+        let (own, head_gates) = self.flat_own_and_gates(own, head_gates, batch * n, mask, dtype);
         let output = host_ops::run(
             &layout,
             [
@@ -551,6 +529,32 @@ impl<B: Backend> EquivariantAttention<B> {
                 output.clone().narrow(0, at, len).reshape(query_shape(l))
             })
             .collect())
+    }
+
+    /// The own messages and the head gates as the fused readouts read them:
+    /// flattened and concatenated, one unused element without own messages,
+    /// gates of one without head gates (`rows` receiving nodes).
+    fn flat_own_and_gates(
+        &self,
+        own: Option<&[Tensor<B, 4>]>,
+        head_gates: Option<&Tensor<B, 3>>,
+        rows: usize,
+        mask: &Tensor<B, 3, Bool>,
+        dtype: DType,
+    ) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let device = mask.device();
+        let own = match own {
+            Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
+            None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
+        };
+        let head_gates = match head_gates {
+            Some(gates) => flat(gates.clone()),
+            None => {
+                let count = rows * self.heads.iter().sum::<usize>();
+                Tensor::<B, 1>::ones([count], &device).cast(dtype)
+            }
+        };
+        (own, head_gates)
     }
 
     /// MLP logits from the invariant part of the messages; values gated then projected.

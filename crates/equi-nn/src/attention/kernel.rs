@@ -263,6 +263,51 @@ struct DegreeGrad<F> {
     gates: Vec<F>,
 }
 
+/// The softmax over the valid slots of each head, in place: `attention`
+/// holds logits `[K', H]` (slot-major) on entry, the attention on return,
+/// zero in invalid slots.
+pub(super) fn softmax_over_slots<F: Real>(
+    attention: &mut [F],
+    heads: usize,
+    valid: impl Fn(usize) -> bool,
+) {
+    let slots = attention.len() / heads.max(1);
+    for h in 0..heads {
+        let valid_slots = || (0..slots).filter(|&k| valid(k));
+        let Some(max) = valid_slots()
+            .map(|k| attention[k * heads + h])
+            .reduce(|a, b| if b > a { b } else { a })
+        else {
+            continue;
+        };
+        let mut total = F::default();
+        for k in valid_slots() {
+            let e = (attention[k * heads + h] - max).exp();
+            attention[k * heads + h] = e;
+            total += e;
+        }
+        for k in valid_slots() {
+            attention[k * heads + h] = attention[k * heads + h] / total;
+        }
+    }
+}
+
+/// The backward pass of [`softmax_over_slots`]: `grad` holds the gradient
+/// of the attention `[K', H]` on entry, that of the logits on return (zero
+/// attention in invalid slots gives them zero gradient).
+pub(super) fn softmax_backward<F: Real>(attention: &[F], grad: &mut [F], heads: usize) {
+    let slots = attention.len() / heads.max(1);
+    for h in 0..heads {
+        let inner = (0..slots)
+            .map(|k| attention[k * heads + h] * grad[k * heads + h])
+            .fold(F::default(), |a, b| a + b);
+        for k in 0..slots {
+            let at = k * heads + h;
+            grad[at] = attention[at] * (grad[at] - inner);
+        }
+    }
+}
+
 fn leaky<F: Real>(x: F, slope: F) -> F {
     if x < F::default() {
         x * slope
@@ -313,24 +358,7 @@ impl AttentionReadout {
                 );
             }
         }
-        for h in 0..heads {
-            let valid = || (0..slots).filter(|&k| node.valid(self, k));
-            let Some(max) = valid()
-                .map(|k| out.attention[k * heads + h])
-                .reduce(|a, b| if b > a { b } else { a })
-            else {
-                continue;
-            };
-            let mut total = F::default();
-            for k in valid() {
-                let e = (out.attention[k * heads + h] - max).exp();
-                out.attention[k * heads + h] = e;
-                total += e;
-            }
-            for k in valid() {
-                out.attention[k * heads + h] = out.attention[k * heads + h] / total;
-            }
-        }
+        softmax_over_slots(&mut out.attention, heads, |k| node.valid(self, k));
 
         // Gated values (zero in invalid slots), their weighted sums per head.
         out.gates.clear();
@@ -556,15 +584,7 @@ impl AttentionReadout {
                 }
 
                 // Softmax (zero attention in invalid slots gives them zero gradient).
-                for h in 0..heads {
-                    let inner = (0..slots)
-                        .map(|k| degree.attention[k * heads + h] * grad.attention[k * heads + h])
-                        .fold(F::default(), |a, b| a + b);
-                    for k in 0..slots {
-                        let at = k * heads + h;
-                        grad.attention[at] = degree.attention[at] * (grad.attention[at] - inner);
-                    }
-                }
+                softmax_backward(&degree.attention, &mut grad.attention, heads);
 
                 // Logits.
                 let hidden = self.sizes.attn_hidden[l];

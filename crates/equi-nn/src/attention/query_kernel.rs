@@ -24,6 +24,7 @@
 
 use rayon::prelude::*;
 
+use super::kernel::{softmax_backward, softmax_over_slots};
 use crate::host_ops::blocks::{axpy, dot, offsets, split_tasks, task_ranges, RowBlocks};
 use crate::host_ops::{HostOp, Real};
 
@@ -319,24 +320,7 @@ impl QueryReadout {
                     self.logit(l, h, query, message, &mut out.squares, None);
             }
         }
-        for h in 0..heads {
-            let valid = || (0..slots).filter(|&k| node.valid(self, k));
-            let Some(max) = valid()
-                .map(|k| out.attention[k * heads + h])
-                .reduce(|a, b| if b > a { b } else { a })
-            else {
-                continue;
-            };
-            let mut total = F::default();
-            for k in valid() {
-                let e = (out.attention[k * heads + h] - max).exp();
-                out.attention[k * heads + h] = e;
-                total += e;
-            }
-            for k in valid() {
-                out.attention[k * heads + h] = out.attention[k * heads + h] / total;
-            }
-        }
+        softmax_over_slots(&mut out.attention, heads, |k| node.valid(self, k));
 
         // Attention-weighted sums of the values, per head.
         let row = heads * d;
@@ -468,15 +452,7 @@ impl QueryReadout {
                 }
 
                 // Softmax (zero attention in invalid slots gives them zero gradient).
-                for h in 0..heads {
-                    let inner = (0..slots)
-                        .map(|k| degree.attention[k * heads + h] * dattention[k * heads + h])
-                        .fold(F::default(), |a, b| a + b);
-                    for k in 0..slots {
-                        let at = k * heads + h;
-                        dattention[at] = degree.attention[at] * (dattention[at] - inner);
-                    }
-                }
+                softmax_backward(&degree.attention, &mut dattention, heads);
 
                 // Logits.
                 let query = node.queries[l];
