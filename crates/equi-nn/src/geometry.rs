@@ -40,7 +40,12 @@ impl<B: Backend> NeighborList<B> {
     /// half precision's squared distances, NaN would reach real nodes through
     /// masked products). `priority` (bonded pairs) are taken
     /// first, nearest first, whatever their distance; `num_neighbors = 0`
-    /// keeps only them.
+    /// keeps only them. Ties go to the lower node index.
+    ///
+    /// The choice is made on the host, from a copy of the positions (`O(N^2)`
+    /// scalar work per graph, no `[B, N, N, 3]` tensor; on a GPU backend one
+    /// read-back of `[B, N, 3]`); `relative` is gathered from `coords` for the
+    /// chosen pairs only and carries their gradient.
     ///
     /// # Shapes
     /// - `coords`: `[B, N, 3]`, `node_mask`: `[B, N]`, `priority`: `[B, N, N]`
