@@ -414,7 +414,8 @@ impl<B: Backend> EquivariantAttention<B> {
         if !fits || !same_dtype || !host_ops::serves::<B>(dtype) {
             return Err(edges);
         }
-        let (own, head_gates) = self.flat_own_and_gates(own, head_gates, batch * n, mask, dtype);
+        let (own, head_gates) =
+            self.flat_own_and_gates(own, head_gates, batch * n, &mask.device(), dtype);
         let output = host_ops::run(
             &layout,
             [
@@ -512,7 +513,8 @@ impl<B: Backend> EquivariantAttention<B> {
         {
             return Err(edges);
         }
-        let (own, head_gates) = self.flat_own_and_gates(own, head_gates, batch * n, mask, dtype);
+        let (own, head_gates) =
+            self.flat_own_and_gates(own, head_gates, batch * n, &mask.device(), dtype);
         let output = host_ops::run(
             &layout,
             [
@@ -539,19 +541,18 @@ impl<B: Backend> EquivariantAttention<B> {
         own: Option<&[Tensor<B, 4>]>,
         head_gates: Option<&Tensor<B, 3>>,
         rows: usize,
-        mask: &Tensor<B, 3, Bool>,
+        device: &B::Device,
         dtype: DType,
     ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-        let device = mask.device();
         let own = match own {
             Some(own) => Tensor::cat(own.iter().map(|t| flat(t.clone())).collect(), 0),
-            None => Tensor::<B, 1>::zeros([1], &device).cast(dtype),
+            None => Tensor::<B, 1>::zeros([1], device).cast(dtype),
         };
         let head_gates = match head_gates {
             Some(gates) => flat(gates.clone()),
             None => {
                 let count = rows * self.heads.iter().sum::<usize>();
-                Tensor::<B, 1>::ones([count], &device).cast(dtype)
+                Tensor::<B, 1>::ones([count], device).cast(dtype)
             }
         };
         (own, head_gates)

@@ -223,15 +223,21 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
             _ => (None, senders.to_vec()),
         };
         let [batch, n, k, _] = geometry.radial_features.dims();
-        let mut coefficients = self.radial.forward_flat(geometry.radial_features.clone()); // [B*N*K*W]
-        if let Some(so2) = &self.so2 {
-            match so2.node_messages(&senders, receivers.as_deref(), coefficients, geometry, mix) {
-                Ok(messages) => return messages,
-                Err(unused) => coefficients = unused,
+        let weights = match &self.so2 {
+            Some(so2) => {
+                // Flat, as the fused kernel reads them: `[B*N*K*W]`.
+                let coefficients = self.radial.forward_flat(geometry.radial_features.clone());
+                match so2.node_messages(&senders, receivers.as_deref(), coefficients, geometry, mix)
+                {
+                    Ok(messages) => return messages,
+                    Err(unused) => {
+                        let width = self.radial.output.weight.dims()[1];
+                        unused.reshape([batch, n, k, width])
+                    }
+                }
             }
-        }
-        let width = self.radial.output.weight.dims()[1];
-        let weights = coefficients.reshape([batch, n, k, width]);
+            None => self.radial.forward(geometry.radial_features.clone()), // [B, N, K, W]
+        };
         // Edge input per degree: sender features at the neighbour plus receiver features.
         let inputs: Vec<Tensor<B, 5>> = senders
             .into_iter()
