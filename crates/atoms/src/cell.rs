@@ -50,7 +50,7 @@ impl Cell {
             return Err(CellError::NonFinite);
         }
         let det = determinant(&rows);
-        if !(det.abs() >= MIN_VOLUME) {
+        if det.is_nan() || det.abs() < MIN_VOLUME {
             return Err(CellError::Degenerate { volume: det.abs() });
         }
         Ok(Self {
