@@ -210,6 +210,75 @@ pub enum XyzProblem {
         /// Why it is invalid.
         reason: String,
     },
+    /// The cell, the periodic boundary conditions or the stress of the frame are invalid.
+    #[error("{0}")]
+    Periodic(PeriodicProblem),
+}
+
+/// What is wrong with the periodic data of an extended XYZ frame: `Lattice`, `pbc`,
+/// `stress` or `virial` (see [`crate::io::extxyz`] for the conventions).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PeriodicProblem {
+    /// `Lattice` is not nine numbers.
+    #[error(
+        "'Lattice' must be 9 real numbers (the lattice vectors a, b, c as rows), found {found}"
+    )]
+    LatticeShape {
+        /// What the value is instead (e.g. `6 numbers`).
+        found: String,
+    },
+    /// `Lattice` has a non-finite component or (nearly) no volume.
+    #[error("'Lattice' is not a usable cell: {0}")]
+    Cell(atoms::CellError),
+    /// `pbc` is not one or three logicals.
+    #[error("'pbc' must be 1 or 3 logicals (T or F), found {found}")]
+    PbcShape {
+        /// What the value is instead.
+        found: String,
+    },
+    /// A direction is periodic but there are no lattice vectors.
+    #[error("'pbc' is \"{pbc}\" but the frame has no 'Lattice'")]
+    PbcWithoutLattice {
+        /// The flags as written by the writer (e.g. `T T F`).
+        pbc: String,
+    },
+    /// `stress` or `virial` is not nine or six numbers.
+    #[error(
+        "'{key}' must be 9 (3x3, row-major) or 6 (Voigt order xx yy zz yz xz xy) real \
+         numbers, found {found}"
+    )]
+    StressShape {
+        /// `stress` or `virial`.
+        key: &'static str,
+        /// What the value is instead.
+        found: String,
+    },
+    /// `stress` or `virial` has a NaN or infinite component.
+    #[error("'{key}' has a non-finite component")]
+    NonFiniteStress {
+        /// `stress` or `virial`.
+        key: &'static str,
+    },
+    /// A nine-component `stress` or `virial` is not symmetric.
+    #[error(
+        "'{key}' is not symmetric: component ({row}, {column}) is {upper:e}, \
+         ({column}, {row}) is {lower:e}"
+    )]
+    AsymmetricStress {
+        /// `stress` or `virial`.
+        key: &'static str,
+        /// 1-based row of the upper component.
+        row: usize,
+        /// 1-based column of the upper component.
+        column: usize,
+        /// The component `(row, column)`.
+        upper: f64,
+        /// The component `(column, row)`.
+        lower: f64,
+    },
+    /// A `virial` without lattice vectors, so without the volume that turns it into a stress.
+    #[error("'virial' needs a 'Lattice': the stress is -virial / volume")]
+    VirialWithoutLattice,
 }
 
 /// Why a frame cannot be written as extended XYZ.
@@ -246,6 +315,9 @@ pub enum XyzWriteProblem {
         /// Why not.
         reason: &'static str,
     },
+    /// The cell, the periodic boundary conditions or the stress would not read back.
+    #[error("{0}")]
+    Periodic(PeriodicProblem),
 }
 
 /// What is wrong in a PDB file.

@@ -42,4 +42,4 @@ pub mod extxyz;
 pub mod pdb;
 mod text;
 
-pub use error::{DcdProblem, IoError, PdbProblem, XyzProblem, XyzWriteProblem};
+pub use error::{DcdProblem, IoError, PdbProblem, PeriodicProblem, XyzProblem, XyzWriteProblem};

@@ -10,6 +10,36 @@
 //! `=`) is kept whole as the text value `comment`. Real numbers may use Fortran exponents
 //! (`1.5D-3`, `1.5*^-3`). Blank lines may follow the last frame.
 //!
+//! Periodic data follow ASE: `Lattice="ax ay az bx by bz cx cy cz"` holds the lattice vectors
+//! as rows (Angstrom), `pbc="T T T"` the periodic directions (all of them by default when
+//! there is a `Lattice`), `stress` the stress in eV/A^3 (9 components row-major, or 6 in the
+//! Voigt order `xx yy zz yz xz xy`; `stress = (1/V) dE/d(strain)`) and `virial` the
+//! alternative `-V * stress`. The reader checks them in every frame and the writer before it
+//! writes; [`Frame::cell`], [`Frame::pbc`] and [`Frame::stress`] return them typed and
+//! [`Frame::set_cell`] and [`Frame::set_stress`] store them.
+//!
+//! ```
+//! use equi_train::io::extxyz::{format_extxyz, parse_extxyz};
+//!
+//! let text = "1\nLattice=\"0 1.8 1.8 1.8 0 1.8 1.8 1.8 0\" energy=-0.1 \
+//!             stress=\"-0.01 -0.01 -0.01 0 0 0\"\nCu 0 0 0\n";
+//! let frames = parse_extxyz(text, "cu.xyz")?;
+//! let cell = frames[0].cell()?.expect("a Lattice");
+//! assert!((cell.volume() - 2.0 * 1.8f64.powi(3)).abs() < 1e-12);
+//! assert_eq!(frames[0].pbc()?, [true; 3]);
+//! assert_eq!(frames[0].stress()?.map(|s| s[0]), Some([-0.01, 0.0, 0.0]));
+//! let written = format_extxyz(&frames)?;
+//! assert!(written.contains(" Lattice=\"0.0 1.8 1.8 1.8 0.0 1.8 1.8 1.8 0.0\" "));
+//! assert_eq!(parse_extxyz(&written, "copy.xyz")?, frames);
+//!
+//! let error = parse_extxyz("1\npbc=\"T T T\"\nCu 0 0 0\n", "gas.xyz").unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "gas.xyz: frame 1, line 2: 'pbc' is \"T T T\" but the frame has no 'Lattice'"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The layout of the original QM9 release is read as well: a comment line
 //! `gdb <index> <15 values>` gives the properties `index`, `A`, `B`, `C`, `mu`, `alpha`,
 //! `epsHOMO`, `epsLUMO`, `epsgap`, `<R2>`, `zpve`, `U0`, `U`, `H`, `G`, `Cv` (the names of the
@@ -18,6 +48,7 @@
 //! `inchi_gdb` and `inchi_relaxed`.
 
 mod comment;
+mod periodic;
 mod qm9;
 mod reader;
 mod writer;
@@ -27,6 +58,8 @@ use std::path::Path;
 
 use super::text::read_text;
 use super::IoError;
+
+pub use periodic::SYMMETRY_TOLERANCE;
 
 /// One structure of an extended XYZ file.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::comment::{parse_header, Column, ColumnKind};
-use super::{qm9, ArrayValues, AtomArray, Frame, Value};
+use super::{periodic, qm9, ArrayValues, AtomArray, Frame, Value};
 use crate::io::elements::{atomic_number, MAX_ATOMIC_NUMBER};
 use crate::io::text::{parse_logical, parse_real};
 use crate::io::{IoError, XyzProblem};
@@ -74,6 +74,8 @@ pub(super) fn parse_frames(text: &str, file: &str) -> Result<Vec<Frame>, IoError
                 .map_err(|problem| fail(line, problem))?;
         }
         let mut frame = builder.finish(header.info);
+        periodic::check(&frame)
+            .map_err(|problem| fail(comment_line, XyzProblem::Periodic(problem)))?;
         if header.qm9 {
             for (position, what) in qm9::TRAILER_LINES.iter().enumerate() {
                 let (line, text) = lines.take().ok_or_else(|| {

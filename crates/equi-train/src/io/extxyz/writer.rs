@@ -1,7 +1,7 @@
 //! Writing frames as extended XYZ that the reader reads back unchanged.
 
 use super::comment::{parse_header, ColumnKind};
-use super::{ArrayValues, AtomArray, Frame, Value};
+use super::{periodic, ArrayValues, AtomArray, Frame, Value};
 use crate::io::elements::element_symbol;
 use crate::io::{IoError, XyzWriteProblem};
 
@@ -57,6 +57,7 @@ fn format_frame(text: &mut String, frame: &Frame) -> Result<(), XyzWriteProblem>
         comment.push_str(&format_value(key, value)?);
     }
     check_comment_reads_back(&comment, frame)?;
+    periodic::check(frame).map_err(XyzWriteProblem::Periodic)?;
     text.push_str(&format!("{atom_count}\n{comment}\n"));
     for (atom, symbol) in symbols.iter().enumerate() {
         let [x, y, z] = frame.positions[atom];
