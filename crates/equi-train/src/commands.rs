@@ -156,6 +156,7 @@ fn no_labels() -> LabelSpec<'static> {
     LabelSpec {
         scalar: None,
         vectors: None,
+        stress: false,
         required: false,
     }
 }

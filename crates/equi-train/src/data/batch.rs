@@ -1,5 +1,6 @@
 //! Padded batches: structures of different sizes in `[B, N, ...]` tensors with a node mask.
 
+use atoms::{Cell, Pbc};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
@@ -26,6 +27,13 @@ pub struct HostBatch {
     pub scalars: Option<Vec<f64>>,
     /// Per-atom vector labels `[B, N, 3]` (0 on padding), when every structure has them.
     pub vectors: Option<Vec<f64>>,
+    /// The cell of every structure `[B]` (lattice vectors as rows, Angstrom); `None` for a
+    /// molecule.
+    pub cells: Vec<Option<Cell>>,
+    /// Periodic boundary conditions of every structure `[B]`.
+    pub pbc: Vec<Pbc>,
+    /// Stress labels `[B, 3, 3]` in eV/A^3 (ASE's sign), when every structure has one.
+    pub stress: Option<Vec<[[f64; 3]; 3]>>,
 }
 
 impl HostBatch {
@@ -46,6 +54,9 @@ impl HostBatch {
                 .iter()
                 .all(|s| s.vectors.is_some())
                 .then(|| vec![0.0; graphs * nodes * 3]),
+            cells: structures.iter().map(|s| s.cell).collect(),
+            pbc: structures.iter().map(|s| s.pbc).collect(),
+            stress: structures.iter().map(|s| s.stress).collect(),
         };
         for (g, structure) in structures.iter().enumerate() {
             for i in 0..structure.len() {
@@ -101,6 +112,9 @@ impl HostBatch {
             counts,
             scalars: self.scalars.as_ref().map(|s| s[graphs.clone()].to_vec()),
             vectors: self.vectors.as_deref().map(vectors),
+            cells: self.cells[graphs.clone()].to_vec(),
+            pbc: self.pbc[graphs.clone()].to_vec(),
+            stress: self.stress.as_ref().map(|s| s[graphs].to_vec()),
         }
     }
 
@@ -193,6 +207,20 @@ mod tests {
             positions: (0..n).map(|i| [i as f64, 1.0, 2.0]).collect(),
             scalar: label,
             vectors: Some(vec![[1.0, 2.0, 3.0]; n]),
+            cell: None,
+            pbc: [false; 3],
+            stress: None,
+        }
+    }
+
+    /// A structure of `n` atoms in a cubic cell of edge `edge`, with a diagonal stress.
+    fn crystal(n: usize, edge: f64) -> Structure {
+        let cell = Cell::new([[edge, 0.0, 0.0], [0.0, edge, 0.0], [0.0, 0.0, edge]]);
+        Structure {
+            cell: Some(cell.expect("cubic cell")),
+            pbc: [true, true, false],
+            stress: Some([[edge, 0.0, 0.0], [0.0, -edge, 0.0], [0.0, 0.0, 1.0]]),
+            ..molecule(n, Some(edge))
         }
     }
 
@@ -234,5 +262,34 @@ mod tests {
         );
         assert_eq!(batch.shards(5).len(), 3);
         assert_eq!(batch.shards(1), vec![batch]);
+    }
+
+    #[test]
+    fn cells_and_stress_follow_their_structures() {
+        let crystals = [crystal(2, 3.0), crystal(3, 4.0), crystal(1, 5.0)];
+        let all: Vec<&Structure> = crystals.iter().collect();
+        let batch = HostBatch::new(&all);
+        assert_eq!(
+            batch.cells,
+            crystals.iter().map(|c| c.cell).collect::<Vec<_>>()
+        );
+        assert_eq!(batch.pbc, vec![[true, true, false]; 3]);
+        let stress = batch.stress.as_ref().expect("every crystal has a stress");
+        assert_eq!(stress[1][1][1], -4.0);
+        let shards = batch.shards(2);
+        assert_eq!(
+            shards,
+            vec![HostBatch::new(&all[..2]), HostBatch::new(&all[2..])]
+        );
+        assert_eq!(shards[1].cells, vec![crystals[2].cell]);
+        assert_eq!(
+            shards[1].stress,
+            Some(vec![crystals[2].stress.expect("stress")])
+        );
+        let gas = molecule(2, Some(1.0));
+        let mixed = HostBatch::new(&[&crystals[0], &gas]);
+        assert_eq!(mixed.cells, vec![crystals[0].cell, None]);
+        assert_eq!(mixed.pbc, vec![[true, true, false], [false; 3]]);
+        assert_eq!(mixed.stress, None);
     }
 }

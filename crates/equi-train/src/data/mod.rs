@@ -1,12 +1,14 @@
 //! Structures in memory, their loading from files, splitting and padded batches.
 //!
-//! A [`Structure`] is one graph: atoms with tokens and positions, plus optional labels (one
-//! number per structure, one vector per atom). Variable-size structures are batched into
-//! padded tensors with a node mask by [`batch`].
+//! A [`Structure`] is one graph: atoms with tokens and positions, optionally a periodic cell,
+//! plus optional labels (one number per structure, one vector per atom, a stress).
+//! Variable-size structures are batched into padded tensors with a node mask by [`batch`].
 
 pub mod batch;
 mod load;
 pub mod protein;
+
+use atoms::{Cell, Pbc};
 
 use crate::rng::{Rng, Stream};
 
@@ -37,6 +39,14 @@ pub struct Structure {
     pub scalar: Option<f64>,
     /// A per-atom vector label (forces, or the noise of a denoising sample).
     pub vectors: Option<Vec<[f64; 3]>>,
+    /// The lattice vectors (rows, Angstrom) of a periodic structure; `None` for a molecule.
+    pub cell: Option<Cell>,
+    /// Periodic boundary conditions along the three lattice vectors; all `false` without a
+    /// cell.
+    pub pbc: Pbc,
+    /// The stress label `[3, 3]` in eV/A^3, ASE's sign: `(1/V) dE/d(strain)`, negative for a
+    /// compressed cell.
+    pub stress: Option<[[f64; 3]; 3]>,
 }
 
 impl Structure {
@@ -50,7 +60,8 @@ impl Structure {
         self.atomic_numbers.is_empty()
     }
 
-    /// The atoms `range`, with their labels; the per-structure label is dropped.
+    /// The atoms `range`, with their per-atom labels, cell and pbc; the per-structure labels
+    /// (scalar and stress) are dropped.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Structure {
         Structure {
             origin: format!("{} atoms {}..{}", self.origin, range.start, range.end),
@@ -59,6 +70,9 @@ impl Structure {
             positions: self.positions[range.clone()].to_vec(),
             scalar: None,
             vectors: self.vectors.as_ref().map(|v| v[range].to_vec()),
+            cell: self.cell,
+            pbc: self.pbc,
+            stress: None,
         }
     }
 }
@@ -103,6 +117,9 @@ mod tests {
             positions: vec![[i as f64, 0.0, 0.0]; i + 1],
             scalar: Some(i as f64),
             vectors: None,
+            cell: None,
+            pbc: [false; 3],
+            stress: None,
         }
     }
 

@@ -77,6 +77,9 @@ mod tests {
             positions: (0..atoms).map(|i| [i as f64, 0.0, 0.0]).collect(),
             scalar: None,
             vectors: None,
+            cell: None,
+            pbc: [false; 3],
+            stress: None,
         }
     }
 

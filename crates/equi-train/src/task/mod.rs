@@ -143,12 +143,14 @@ impl Task {
             TaskConfig::Property(p) => LabelSpec {
                 scalar: Some(&p.property),
                 vectors: None,
+                stress: false,
                 required,
             },
             TaskConfig::EnergyForces(e) => LabelSpec {
                 scalar: Some(&e.energy_key),
                 vectors: (e.forces == ForceSource::Direct && e.forces_weight > 0.0 || !required)
                     .then_some(e.forces_key.as_str()),
+                stress: false,
                 required,
             },
         };

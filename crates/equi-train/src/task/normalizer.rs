@@ -177,6 +177,9 @@ mod tests {
             positions: vec![[0.0; 3]; numbers.len()],
             scalar: Some(y),
             vectors: None,
+            cell: None,
+            pbc: [false; 3],
+            stress: None,
         }
     }
 

@@ -21,6 +21,9 @@ fn water(energy: f64, shift: f64) -> Structure {
         positions: vec![[0.0, 0.0, shift], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]],
         scalar: Some(energy),
         vectors: Some(vec![[0.5, 0.0, -0.5], [1.0, 2.0, 0.0], [-1.5, -2.0, 0.5]]),
+        cell: None,
+        pbc: [false; 3],
+        stress: None,
     }
 }
 
@@ -122,6 +125,9 @@ fn denoising_batches_and_evaluation_sets() {
         positions: (0..30).map(|i| [1.5 * i as f64, 0.0, 0.0]).collect(),
         scalar: None,
         vectors: None,
+        cell: None,
+        pbc: [false; 3],
+        stress: None,
     };
     let config = TaskConfig::Denoise(DenoiseConfig {
         noise_sigma: 0.5,
