@@ -544,6 +544,11 @@ pub struct EquiformerInput<B: Backend> {
     pub edges: Option<Tensor<B, 3, Int>>,
     /// Adjacency `[B, N, N]` (with `attend_sparse_neighbors` or `num_adj_degrees_embed`).
     pub adjacency: Option<Tensor<B, 3, Bool>>,
+    /// Neighbours chosen by the caller (a periodic neighbour list, see
+    /// [`NeighborList::from_displacements`]); `None`: the nearest within `valid_radius`,
+    /// chosen from `coords`. Given neighbours take the place of the choice and of the edge
+    /// vectors: `coords` are then only checked, and gradients reach the displacements.
+    pub neighbors: Option<NeighborList<B>>,
 }
 
 impl<B: Backend> EquiformerInput<B> {
@@ -566,6 +571,7 @@ impl<B: Backend> EquiformerInput<B> {
             return_pooled: false,
             edges: None,
             adjacency: None,
+            neighbors: None,
         }
     }
 
@@ -590,6 +596,13 @@ impl<B: Backend> EquiformerInput<B> {
     /// Adjacency matrix `[B, N, N]` (bonds).
     pub fn with_adjacency(mut self, adjacency: Tensor<B, 3, Bool>) -> Self {
         self.adjacency = Some(adjacency);
+        self
+    }
+
+    /// Use these neighbours and edge vectors instead of choosing them from `coords`
+    /// (`[B, N, K]` slots, see [`NeighborList::from_displacements`]).
+    pub fn with_neighbors(mut self, neighbors: NeighborList<B>) -> Self {
+        self.neighbors = Some(neighbors);
         self
     }
 
@@ -658,7 +671,15 @@ impl<B: Backend> Equiformer<B> {
             num_positions: self.num_positions,
             num_edge_tokens: self.edge_embedding.num_edge_tokens(),
             needs_adjacency: self.attend_sparse_neighbors || self.edge_embedding.uses_adjacency(),
+            attends_bonds: self.attend_sparse_neighbors,
         }
+    }
+
+    /// The radius within which nodes are neighbours (Angstrom, or the unit of the
+    /// coordinates): the cutoff of a neighbour list handed in with
+    /// [`EquiformerInput::with_neighbors`].
+    pub fn valid_radius(&self) -> f64 {
+        self.neighbor_options.valid_radius
     }
 
     /// The edge geometry shared by every block.
@@ -668,24 +689,13 @@ impl<B: Backend> Equiformer<B> {
         mask: Tensor<B, 2, Bool>,
         edges: Option<Tensor<B, 3, Int>>,
         adjacency: Option<Tensor<B, 3, Bool>>,
+        given: Option<NeighborList<B>>,
     ) -> EdgeGeometry<B> {
         let dtype = coords.dtype();
-        let bonded = adjacency
-            .clone()
-            .filter(|_| self.attend_sparse_neighbors)
-            .map(|adjacency| self.edge_embedding.reachable(adjacency));
-        let sparse_slots = bonded.as_ref().map_or(0, |bonded| {
-            let most: i64 = bonded.clone().int().sum_dim(2).max().into_scalar().elem();
-            let most = most.max(0) as usize;
-            self.max_sparse_neighbors.map_or(most, |cap| most.min(cap))
-        });
-        let neighbors = NeighborList::nearest(
-            coords,
-            mask.clone(),
-            bonded,
-            sparse_slots,
-            &self.neighbor_options,
-        );
+        let neighbors = match given {
+            Some(given) => given,
+            None => self.nearest_neighbors(coords, mask.clone(), adjacency.clone()),
+        };
         let distance = neighbors
             .relative
             .clone()
@@ -719,6 +729,25 @@ impl<B: Backend> Equiformer<B> {
             couplings,
             frames,
         }
+    }
+
+    /// The neighbours chosen from the coordinates: the nearest within `valid_radius`, and
+    /// the bonded ones first with `attend_sparse_neighbors`.
+    fn nearest_neighbors(
+        &self,
+        coords: Tensor<B, 3>,
+        mask: Tensor<B, 2, Bool>,
+        adjacency: Option<Tensor<B, 3, Bool>>,
+    ) -> NeighborList<B> {
+        let bonded = adjacency
+            .filter(|_| self.attend_sparse_neighbors)
+            .map(|adjacency| self.edge_embedding.reachable(adjacency));
+        let sparse_slots = bonded.as_ref().map_or(0, |bonded| {
+            let most: i64 = bonded.clone().int().sum_dim(2).max().into_scalar().elem();
+            let most = most.max(0) as usize;
+            self.max_sparse_neighbors.map_or(most, |cap| most.min(cap))
+        });
+        NeighborList::nearest(coords, mask, bonded, sparse_slots, &self.neighbor_options)
     }
 
     fn forward_valid(
@@ -780,7 +809,13 @@ impl<B: Backend> Equiformer<B> {
         if let Some(vectors) = input.vectors {
             fiber.push(from_public(1, vectors)); // [B, N, 3, C1]
         }
-        let geometry = self.geometry(input.coords, mask, input.edges, input.adjacency);
+        let geometry = self.geometry(
+            input.coords,
+            mask,
+            input.edges,
+            input.adjacency,
+            input.neighbors,
+        );
         let projected = by_node_chunks(n, self.attention_chunk_size, |start, len| {
             if len == n {
                 return self.input_projection.forward(&fiber, &geometry);

@@ -119,6 +119,40 @@ impl<B: Backend> NeighborList<B> {
     }
 }
 
+impl<B: Backend> NeighborList<B> {
+    /// Neighbours given by the caller, as displacement vectors: a periodic neighbour list,
+    /// where an atom may neighbour its own images and two slots may join the same pair
+    /// with different lattice shifts.
+    ///
+    /// `relative` is kept as given (a leaf that requires gradients stays one, so the
+    /// derivatives of the outputs along every edge can be read from it). Slots that `mask`
+    /// leaves out, and coincident ones (shorter than [`COINCIDENT_DISTANCE`]), are masked
+    /// and point at node 0, so that a masked slot never reads outside the graph.
+    ///
+    /// # Shapes
+    /// - `index`: `[B, N, K]` (neighbour node within its graph), `mask`: `[B, N, K]`,
+    ///   `relative`: `[B, N, K, 3]`, Cartesian, from the node to its neighbour
+    pub fn from_displacements(
+        index: Tensor<B, 3, Int>,
+        mask: Tensor<B, 3, Bool>,
+        relative: Tensor<B, 4>,
+    ) -> Self {
+        let length2 = relative
+            .clone()
+            .detach()
+            .square()
+            .sum_dim(3)
+            .squeeze_dim::<3>(3);
+        let mask = mask.bool_and(length2.greater_elem(COINCIDENT_DISTANCE * COINCIDENT_DISTANCE));
+        let index = index.mask_fill(mask.clone().bool_not(), 0);
+        NeighborList {
+            index,
+            mask,
+            relative,
+        }
+    }
+}
+
 /// Host copies of what the neighbour choice reads.
 struct HostGraph {
     n: usize,

@@ -3,6 +3,8 @@
 //! - [`Equiformer`]: the SE(3)-equivariant graph attention transformer, with
 //!   the options of equiformer-pytorch under the same names;
 //! - [`schnet`]: the invariant SchNet baseline;
+//! - [`potential`]: interatomic potentials (periodic neighbour graphs, energies, forces,
+//!   stress, and conservative-force training) for both;
 //! - [`layers`], [`attention`], [`tensor_product`]: the equivariant building blocks;
 //!   [`so2_convolution`]: the edge-frame (SO(2)) implementation of the messages.
 //!
@@ -18,6 +20,7 @@ pub mod geometry;
 mod host_ops;
 pub mod layers;
 pub mod linear_attention;
+pub mod potential;
 pub mod schnet;
 pub mod so2_convolution;
 pub mod tensor_product;

@@ -5,6 +5,7 @@ use burn::tensor::{Bool, ElementConversion, Tensor};
 
 use crate::equiformer::{Equiformer, EquiformerInput, NodeInput};
 use crate::error::ModelError;
+use crate::geometry::NeighborList;
 
 /// What a model expects of its input.
 #[derive(Clone, Debug)]
@@ -14,6 +15,7 @@ pub(crate) struct InputSpec {
     pub num_positions: Option<usize>,
     pub num_edge_tokens: Option<usize>,
     pub needs_adjacency: bool,
+    pub attends_bonds: bool,
 }
 
 /// Check shapes, finiteness, token range and mask; return the mask to use.
@@ -170,6 +172,16 @@ pub(crate) fn validate_input<B: Backend>(
             ))
         }
     }
+    if let Some(neighbors) = &input.neighbors {
+        if spec.attends_bonds {
+            return Err(ModelError::Input(
+                "given neighbours cannot be combined with attend_sparse_neighbors (which \
+                 chooses bonded neighbours itself)"
+                    .into(),
+            ));
+        }
+        check_neighbors(neighbors, batch, n)?;
+    }
     if let Some(limit) = spec.num_positions {
         if n > limit {
             return Err(ModelError::Shape(format!(
@@ -178,6 +190,53 @@ pub(crate) fn validate_input<B: Backend>(
         }
     }
     Ok(mask)
+}
+
+/// Given neighbours: `[B, N, K]` slots pointing inside their graph, finite displacements.
+fn check_neighbors<B: Backend>(
+    neighbors: &NeighborList<B>,
+    batch: usize,
+    n: usize,
+) -> Result<(), ModelError> {
+    let [b, m, k] = neighbors.index.dims();
+    if [b, m] != [batch, n] || neighbors.mask.dims() != [b, m, k] {
+        return Err(ModelError::Shape(format!(
+            "neighbour index and mask must both be [B, N, K] with [B, N] = [{batch}, {n}], got \
+             {:?} and {:?}",
+            neighbors.index.dims(),
+            neighbors.mask.dims()
+        )));
+    }
+    if neighbors.relative.dims() != [b, m, k, 3] {
+        return Err(ModelError::Shape(format!(
+            "neighbour displacements must be [B, N, K, 3] = [{b}, {m}, {k}, 3], got {:?}",
+            neighbors.relative.dims()
+        )));
+    }
+    if k == 0 {
+        return Ok(());
+    }
+    let index = neighbors.index.clone();
+    let low: i64 = index.clone().min().into_scalar().elem();
+    let high: i64 = index.max().into_scalar().elem();
+    if low < 0 || high >= n as i64 {
+        return Err(ModelError::Shape(format!(
+            "neighbour indices span {low}..={high}, the graphs have {n} nodes"
+        )));
+    }
+    let finite = neighbors
+        .relative
+        .clone()
+        .detach()
+        .reshape([b * m * k, 3])
+        .is_finite()
+        .all();
+    if !all_true(finite) {
+        return Err(ModelError::NonFinite(
+            "neighbour displacements contain NaN or infinity".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_finite<B: Backend>(

@@ -32,6 +32,11 @@ pub struct LossGradients<B: AutodiffBackend> {
     /// The gradient of the loss with respect to the coordinates `[B, N, 3]`,
     /// when the input coordinates require gradients.
     pub coords: Option<Tensor<B::InnerBackend, 3>>,
+    /// The gradient of the loss with respect to given neighbour displacements
+    /// `[B, N, K, 3]` ([`EquiformerInput::with_neighbors`]), when they are a leaf that
+    /// requires gradients: the derivative along every edge, from which forces and stress
+    /// follow.
+    pub displacements: Option<Tensor<B::InnerBackend, 4>>,
 }
 
 type Fiber<B> = Vec<Tensor<B, 4>>;
@@ -85,11 +90,16 @@ impl<B: AutodiffBackend> Equiformer<B> {
     ) -> Result<LossGradients<B>, E> {
         let mask = self.validate(&input)?;
         let coords = input.coords.clone();
+        let displacements = input.neighbors.as_ref().map(|n| n.relative.clone());
+        let displacements_grad = displacements
+            .as_ref()
+            .is_some_and(|relative| relative.is_require_grad());
         if !self.reversible {
             let loss = loss_fn(self.forward_valid(input, mask))?;
             let mut grads = loss.backward();
             return Ok(LossGradients {
                 coords: coords.grad(&grads),
+                displacements: displacements.and_then(|d| d.grad(&grads)),
                 gradients: GradientsParams::from_module(&mut grads, self),
                 loss: loss.inner(),
             });
@@ -98,7 +108,7 @@ impl<B: AutodiffBackend> Equiformer<B> {
         let chunk = self.attention_chunk_size;
         // Which edge tensors the loss can be differentiated through: all of
         // them for coordinate gradients, the edge features for bond embeddings.
-        let coords_grad = coords.is_require_grad();
+        let coords_grad = coords.is_require_grad() || displacements_grad;
         let learned_edges =
             self.edge_embedding.num_edge_tokens().is_some() || self.edge_embedding.uses_adjacency();
         let needs_grad = GeometryNeeds {
@@ -170,6 +180,7 @@ impl<B: AutodiffBackend> Equiformer<B> {
             loss: loss.inner(),
             gradients,
             coords: coords.grad(&grads),
+            displacements: displacements.and_then(|d| d.grad(&grads)),
         })
     }
 }

@@ -20,6 +20,42 @@ pub struct NeighborList<B: Backend> {
     pub edge_mask: Tensor<B, 3, Bool>,
 }
 
+impl<B: Backend> NeighborList<B> {
+    /// A neighbour list from given displacement vectors (a periodic neighbour list, where
+    /// an atom may neighbour images of itself and of others).
+    ///
+    /// Slots are real edges where `edge_mask` is true and `0 < |r| < cutoff`; the distances
+    /// are differentiable with respect to `displacements`. Masked slots point at atom 0.
+    ///
+    /// # Shapes
+    ///
+    /// - neighbors: `[B, N, K]` (index inside its own structure), edge_mask: `[B, N, K]`
+    /// - displacements: `[B, N, K, 3]`, from the atom to its neighbour
+    pub fn from_displacements(
+        neighbors: Tensor<B, 3, Int>,
+        edge_mask: Tensor<B, 3, Bool>,
+        displacements: Tensor<B, 4>,
+        cutoff: f64,
+    ) -> Self {
+        let squared: Tensor<B, 3> = displacements.square().sum_dim(3).squeeze_dim(3); // [B, N, K]
+        let frozen = squared.clone().detach();
+        let edge_mask = edge_mask
+            .bool_and(frozen.clone().greater_elem(0.0))
+            .bool_and(frozen.lower_elem(cutoff * cutoff));
+        let off = edge_mask.clone().bool_not();
+        // Masked slots take the square root of 1, so their (zero) gradient stays finite.
+        let distances = squared
+            .mask_fill(off.clone(), 1.0)
+            .sqrt()
+            .mask_fill(off.clone(), 0.0);
+        NeighborList {
+            neighbors: neighbors.mask_fill(off, 0),
+            distances,
+            edge_mask,
+        }
+    }
+}
+
 /// Builds the radius graph of every molecule in a padded batch.
 ///
 /// Atom `j` is a neighbour of atom `i` when both are real atoms (`mask` is

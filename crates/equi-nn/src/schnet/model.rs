@@ -7,7 +7,7 @@ use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::activation::shifted_softplus;
 use super::error::{validate_inputs, SchNetError, MAX_ATOMIC_NUMBER};
-use super::graph::radius_graph;
+use super::graph::{radius_graph, NeighborList};
 use super::interaction::{xavier_linear, GaussianSmearing, InteractionBlock};
 
 /// Atomic number given to padding atoms before the embedding lookup.
@@ -241,12 +241,37 @@ impl<B: Backend> SchNet<B> {
             0.0,
         );
 
-        let graph = radius_graph(positions, mask, self.cutoff, self.max_num_neighbors);
+        let graph = radius_graph(positions, mask.clone(), self.cutoff, self.max_num_neighbors);
+        self.atom_outputs(atomic_numbers, mask, &graph)
+            .sum_dim(1)
+            .squeeze_dim(1)
+    }
+
+    /// The per-atom outputs on a given neighbour list, whose sum over the atoms of a
+    /// molecule is [`forward`](Self::forward)'s result: the entry point of periodic
+    /// structures, whose neighbour list ([`NeighborList::from_displacements`]) joins
+    /// images of atoms.
+    ///
+    /// # Shapes
+    ///
+    /// - atomic_numbers: `[B, N]`, in `1..=100` for real atoms
+    /// - mask: `[B, N]`
+    /// - graph: tensors `[B, N, K]`
+    /// - output: `[B, N, out_channels]`, zero on padding
+    pub fn atom_outputs(
+        &self,
+        atomic_numbers: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2, Bool>,
+        graph: &NeighborList<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, atoms] = atomic_numbers.dims();
+        let padding = mask.bool_not(); // [B, N]
+        let atomic_numbers = atomic_numbers.mask_fill(padding.clone(), PADDING_ATOMIC_NUMBER);
         let expansion = self.smearing.forward(graph.distances.clone()); // [B, N, K, G]
 
         let mut features = self.embedding.forward(atomic_numbers); // [B, N, H]
         for block in &self.interactions {
-            let update = block.forward(features.clone(), &graph, expansion.clone());
+            let update = block.forward(features.clone(), graph, expansion.clone());
             features = features + update;
         }
 
@@ -256,6 +281,6 @@ impl<B: Backend> SchNet<B> {
         let padding = padding
             .unsqueeze_dim::<3>(2)
             .expand([batch, atoms, self.out_channels]);
-        per_atom.mask_fill(padding, 0.0).sum_dim(1).squeeze_dim(1)
+        per_atom.mask_fill(padding, 0.0)
     }
 }
