@@ -1,5 +1,7 @@
 //! The trained network: an Equiformer or SchNet behind one forward pass on a padded batch.
 
+use std::sync::Mutex;
+
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -31,12 +33,38 @@ pub struct NetworkOutput<B: Backend> {
     pub vectors: Option<Tensor<B, 3>>,
 }
 
+/// Held while weights are drawn from the backend's random generator, which is one per
+/// process: seeding and drawing must not interleave with another thread's draws, or the
+/// same seed gives other weights.
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
 impl ModelChoice {
-    /// Builds the network on `device`, every weight drawn now.
+    /// Builds the network on `device`, every weight drawn now from the backend's generator
+    /// as it stands.
     ///
     /// # Errors
     /// An inconsistent model configuration.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Network<B>, TrainError> {
+        let _drawing = BACKEND_RNG.lock().unwrap_or_else(|p| p.into_inner());
+        self.draw(device)
+    }
+
+    /// Builds the network on `device` with the backend's generator seeded with `seed` first:
+    /// the same seed gives the same weights, whatever other threads draw meanwhile.
+    ///
+    /// # Errors
+    /// An inconsistent model configuration.
+    pub fn init_seeded<B: Backend>(
+        &self,
+        device: &B::Device,
+        seed: u64,
+    ) -> Result<Network<B>, TrainError> {
+        let _drawing = BACKEND_RNG.lock().unwrap_or_else(|p| p.into_inner());
+        B::seed(device, seed);
+        self.draw(device)
+    }
+
+    fn draw<B: Backend>(&self, device: &B::Device) -> Result<Network<B>, TrainError> {
         Ok(match self {
             Self::Equiformer(config) => Network::Equiformer(config.init(device)?),
             Self::SchNet(config) => Network::SchNet(config.try_init(device)?),
@@ -45,6 +73,15 @@ impl ModelChoice {
 }
 
 impl<B: Backend> Network<B> {
+    /// The radius of the neighbour graph (Angstrom): Equiformer's `valid_radius`,
+    /// SchNet's `cutoff`.
+    pub fn cutoff(&self) -> f64 {
+        match self {
+            Self::Equiformer(model) => model.valid_radius(),
+            Self::SchNet(model) => model.cutoff,
+        }
+    }
+
     /// Runs the network on a batch; the per-structure value is the sum or the mean of the
     /// per-atom scalars.
     ///
