@@ -60,7 +60,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Inference {
-    /// Forces from the force head (`direct`) or as minus the energy gradient (`gradient`).
+    /// Forces from the force head (`direct`), as minus the energy gradient (`gradient`), or
+    /// as the derivatives of the energy with stress and periodic cells (`conservative`).
     #[arg(long, value_enum)]
     forces: Option<Forces>,
     /// Structures per batch.
@@ -70,6 +71,7 @@ struct Inference {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Forces {
+    Conservative,
     Direct,
     Gradient,
 }
@@ -78,6 +80,7 @@ impl Inference {
     fn options(&self) -> InferenceOptions {
         InferenceOptions {
             forces: self.forces.map(|f| match f {
+                Forces::Conservative => ForceSource::Conservative,
                 Forces::Direct => ForceSource::Direct,
                 Forces::Gradient => ForceSource::Gradient,
             }),

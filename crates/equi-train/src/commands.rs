@@ -323,6 +323,14 @@ fn labelled_frames(
                 }
                 frame.set_vectors(key, &per_atom(host, prediction, g));
             }
+            if let Some(stress) = prediction.stress.as_ref().and_then(|s| s[g]) {
+                for key in ["stress", "virial"] {
+                    if let Some(reference) = frame.info.remove(key) {
+                        frame.info.insert(format!("ref_{key}"), reference);
+                    }
+                }
+                frame.set_stress(stress);
+            }
             frame
         })
         .collect()

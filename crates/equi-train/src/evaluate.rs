@@ -8,7 +8,8 @@ use crate::data::batch::to_f64;
 use crate::data::{HostBatch, Structure};
 use crate::error::TrainError;
 use crate::model::Network;
-use crate::task::{Metrics, Prediction, Task};
+use crate::task::{Metrics, Potential, Prediction, Task};
+use equi_nn::potential::evaluate;
 
 /// A trained network ready for inference: the differentiable copy (for gradient forces) and
 /// the plain one (no dropout, no graph).
@@ -43,6 +44,20 @@ impl<'a, B: AutodiffBackend> Predictor<'a, B> {
     /// # Errors
     /// Inputs the model rejects.
     pub fn predict(&self, host: &HostBatch) -> Result<Prediction, TrainError> {
+        if self.forces == Some(ForceSource::Conservative) {
+            let batch = self.task.potential_batch(host, self.network)?;
+            let potential = Potential::new(self.network, self.task.normalizer.scale);
+            let found = evaluate(&potential, &batch, &self.device)
+                .map_err(|e| TrainError::Model(e.to_string()))?;
+            return Ok(self.task.potential_prediction(host, &found));
+        }
+        if host.cells.iter().any(Option::is_some) {
+            return Err(TrainError::Usage(
+                "periodic structures need forces = \"conservative\" (the other force \
+                 sources do not see the cell)"
+                    .into(),
+            ));
+        }
         let readout = self.task.readout();
         let from_gradient = self.forces == Some(ForceSource::Gradient);
         let (scalars, vectors) = if from_gradient {

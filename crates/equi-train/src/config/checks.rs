@@ -139,7 +139,7 @@ impl RunConfig {
             }
             TaskConfig::EnergyForces(e) => {
                 let key = "task.energy_forces";
-                if !(e.energy_weight >= 0.0 && e.forces_weight >= 0.0) {
+                if !(e.energy_weight >= 0.0 && e.forces_weight >= 0.0 && e.stress_weight >= 0.0) {
                     return Err((
                         format!("{key}.energy_weight"),
                         "weights must not be negative".into(),
@@ -151,11 +151,21 @@ impl RunConfig {
                         "one weight must be positive".into(),
                     ));
                 }
+                if e.stress_weight > 0.0 && e.forces != ForceSource::Conservative {
+                    return Err((
+                        format!("{key}.stress_weight"),
+                        "stress is learned with forces = \"conservative\" only".into(),
+                    ));
+                }
+                if e.max_images == 0 {
+                    return Err((format!("{key}.max_images"), "must be positive".into()));
+                }
                 if e.forces == ForceSource::Gradient && e.forces_weight > 0.0 {
                     return Err((
                         format!("{key}.forces_weight"),
                         "must be 0 with forces = \"gradient\": Burn has no double backward, so \
-                         gradient forces cannot be trained; use forces = \"direct\""
+                         gradient forces are not trained by backpropagation; use forces = \
+                         \"conservative\" (trained as derivatives) or \"direct\""
                             .into(),
                     ));
                 }

@@ -154,8 +154,11 @@ pub struct PropertyConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForceSource {
-    /// The degree-1 (vector) output of the model, trained on the force labels.
+    /// Minus the gradient of the predicted energy (and the stress as its strain
+    /// derivative), in training too: an energy-conserving potential.
     #[default]
+    Conservative,
+    /// The degree-1 (vector) output of the model, trained on the force labels.
     Direct,
     /// Minus the gradient of the predicted energy, at inference; training uses energies only.
     Gradient,
@@ -165,6 +168,7 @@ impl ForceSource {
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Conservative => "conservative",
             Self::Direct => "direct",
             Self::Gradient => "gradient",
         }
@@ -181,7 +185,9 @@ pub struct EnergyForcesConfig {
     /// Name of the per-atom force array (default `forces`), in eV/Angstrom.
     #[serde(default = "default_forces_key")]
     pub forces_key: String,
-    /// `direct` (default): a force head trained on forces; `gradient`: -dE/dx at inference.
+    /// `conservative` (default): forces `-dE/dx` and stress `(1/V) dE/d(strain)`, trained
+    /// as such; `direct`: a force head trained on forces; `gradient`: -dE/dx at inference
+    /// only, trained on energies.
     #[serde(default)]
     pub forces: ForceSource,
     /// Weight of the per-atom energy error in the loss (default 1).
@@ -190,9 +196,22 @@ pub struct EnergyForcesConfig {
     /// Weight of the force error in the loss (default 1; must be 0 with `gradient`).
     #[serde(default = "default_forces_weight")]
     pub forces_weight: f64,
-    /// What to subtract from energies before learning (default `elements`).
+    /// Weight of the stress error in the loss (default 0; needs `conservative` forces).
+    /// Stress labels are read from `stress` (eV/A^3) or `virial` (eV) on the comment line.
+    #[serde(default)]
+    pub stress_weight: f64,
+    /// What to subtract from energies before learning (default `elements`: per-element
+    /// reference energies fitted by least squares on the training split).
     #[serde(default = "default_energy_baseline")]
     pub baseline: Baseline,
+    /// The most periodic images of the cell the neighbour search of one structure may
+    /// visit (default 100000): a nearly degenerate cell is refused, not searched forever.
+    #[serde(default = "default_max_images")]
+    pub max_images: usize,
+}
+
+fn default_max_images() -> usize {
+    100_000
 }
 
 /// A DCD trajectory and the PDB file that gives its atoms.

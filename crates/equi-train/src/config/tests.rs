@@ -17,6 +17,7 @@ dim_head = 4
 depth = 1
 
 [task.energy_forces]
+forces = "direct"
 
 [data]
 train = ["data/md/ethanol_xtb_train.extxyz"]
@@ -99,10 +100,7 @@ fn errors_name_the_offending_key() {
             "at least 1",
         ),
         (
-            VALID.replace(
-                "[task.energy_forces]",
-                "[task.energy_forces]\nforces = \"gradient\"",
-            ),
+            VALID.replace("forces = \"direct\"", "forces = \"gradient\""),
             "task.energy_forces.forces_weight",
             "double backward",
         ),
@@ -110,6 +108,19 @@ fn errors_name_the_offending_key() {
             VALID.replace("ethanol_xtb_train.extxyz", "ethanol.pdb"),
             "data.train[0]",
             "extended XYZ",
+        ),
+        (
+            VALID.replace(
+                "forces = \"direct\"",
+                "stress_weight = 1.0\nforces = \"direct\"",
+            ),
+            "task.energy_forces.stress_weight",
+            "conservative",
+        ),
+        (
+            VALID.replace("forces = \"direct\"", "max_images = 0"),
+            "task.energy_forces.max_images",
+            "positive",
         ),
         (
             VALID.replace("[model.equiformer]", "[model.equiformer]\nnum_degrees = 1"),
@@ -154,8 +165,8 @@ fn schnet_is_for_invariant_targets() {
     let (key, message) = key_error(&schnet);
     assert_eq!(key, "task.energy_forces.forces", "{message}");
     let energy_only = schnet.replace(
-        "[task.energy_forces]",
-        "[task.energy_forces]\nforces = \"gradient\"\nforces_weight = 0.0",
+        "forces = \"direct\"",
+        "forces = \"gradient\"\nforces_weight = 0.0",
     );
     let loaded = parse(&energy_only).expect("SchNet energies with gradient forces");
     assert!(!loaded.model.has_vector_output());

@@ -6,6 +6,9 @@ use super::{Prediction, Task};
 use crate::config::{ForceSource, TaskConfig};
 use crate::data::HostBatch;
 
+/// One eV/A^3 in GPa.
+pub const EV_PER_A3_IN_GPA: f64 = 160.217_663_4;
+
 /// Running sums of errors over the batches of an evaluation.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
@@ -50,6 +53,20 @@ impl Task {
             metrics.add("vector_absolute", absolute);
             metrics.add("atoms", atoms as f64);
         }
+        if let (Some(targets), Some(predicted)) = (&host.stress, &prediction.stress) {
+            for (target, predicted) in targets.iter().zip(predicted) {
+                if let Some(predicted) = predicted {
+                    let absolute: f64 = target
+                        .iter()
+                        .flatten()
+                        .zip(predicted.iter().flatten())
+                        .map(|(t, p)| (t - p).abs())
+                        .sum();
+                    metrics.add("stress_absolute", absolute / 9.0);
+                    metrics.add("stressed", 1.0);
+                }
+            }
+        }
         if let Some(targets) = &host.scalars {
             for ((target, predicted), &count) in
                 targets.iter().zip(&prediction.scalars).zip(&host.counts)
@@ -83,7 +100,7 @@ impl Task {
             }
             TaskConfig::EnergyForces(e) => {
                 let mut loss = e.energy_weight * metrics.ratio("per_atom_squared", "structures");
-                if e.forces == ForceSource::Direct && e.forces_weight > 0.0 {
+                if e.forces != ForceSource::Gradient && e.forces_weight > 0.0 {
                     loss += e.forces_weight * vector_mse;
                 }
                 summary.push(("loss", loss));
@@ -92,6 +109,11 @@ impl Task {
                 if metrics.get("atoms") > 0.0 {
                     let forces_mae = 1000.0 * metrics.ratio("vector_absolute", "atoms") / 3.0;
                     summary.push(("forces_mae_meV_per_A", forces_mae));
+                }
+                if metrics.get("stressed") > 0.0 {
+                    let stress_mae = metrics.ratio("stress_absolute", "stressed");
+                    summary.push(("stress_mae_meV_per_A3", 1000.0 * stress_mae));
+                    summary.push(("stress_mae_GPa", EV_PER_A3_IN_GPA * stress_mae));
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 mod metrics;
 pub mod normalizer;
+mod potential;
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use burn::tensor::Tensor;
 
 pub use metrics::Metrics;
 pub use normalizer::Normalizer;
+pub use potential::Potential;
 
 use crate::config::{ForceSource, Readout, TaskConfig, TrajectoryConfig};
 use crate::data::batch::float_tensor;
@@ -69,6 +71,9 @@ pub struct Prediction {
     pub scalars: Vec<f64>,
     /// Per-atom vectors `[B, N, 3]` (forces, or the noise of denoising), zero on padding.
     pub vectors: Option<Vec<f64>>,
+    /// Per-structure stress (eV/A^3, ASE's sign) from a conservative potential, for the
+    /// structures with a cell.
+    pub stress: Option<Vec<Option<[[f64; 3]; 3]>>>,
 }
 
 impl Task {
@@ -97,7 +102,7 @@ impl Task {
                 normalizer.scale = spread(&per_atom);
                 let forces = train.iter().filter_map(|s| s.vectors.as_ref());
                 normalizer.vector_scale =
-                    if e.forces == ForceSource::Direct && e.forces_weight > 0.0 {
+                    if e.forces != ForceSource::Gradient && e.forces_weight > 0.0 {
                         root_mean_square(forces.flatten().flatten().copied())
                     } else {
                         normalizer.scale
@@ -148,9 +153,10 @@ impl Task {
             },
             TaskConfig::EnergyForces(e) => LabelSpec {
                 scalar: Some(&e.energy_key),
-                vectors: (e.forces == ForceSource::Direct && e.forces_weight > 0.0 || !required)
+                vectors: (e.forces != ForceSource::Gradient && e.forces_weight > 0.0 || !required)
                     .then_some(e.forces_key.as_str()),
-                stress: false,
+                stress: e.stress_weight > 0.0
+                    || (!required && e.forces == ForceSource::Conservative),
                 required,
             },
         };
@@ -301,6 +307,7 @@ impl Task {
             .collect();
         Prediction {
             scalars,
+            stress: None,
             vectors: vectors.map(|v| {
                 let unit = if from_gradient {
                     n.scale

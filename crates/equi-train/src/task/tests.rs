@@ -34,7 +34,9 @@ fn energy_task(baseline: Baseline) -> TaskConfig {
         forces: ForceSource::Direct,
         energy_weight: 1.0,
         forces_weight: 1.0,
+        stress_weight: 0.0,
         baseline,
+        max_images: 100_000,
     })
 }
 
@@ -89,6 +91,7 @@ fn energy_metrics_are_in_mev() {
     let mut prediction = Prediction {
         scalars: vec![-10.0 + 0.03],
         vectors: host.vectors.clone(),
+        stress: None,
     };
     if let Some(v) = prediction.vectors.as_mut() {
         v[0] += 0.009;

@@ -22,7 +22,8 @@ use crate::data::batch::to_f64;
 use crate::data::HostBatch;
 use crate::error::TrainError;
 use crate::model::Network;
-use crate::task::{BatchSize, Task};
+use crate::task::{BatchSize, Potential, Task};
+use equi_nn::potential::{conservative_gradients, PotentialError, StepSize};
 
 /// The loss of a batch and the gradients of the network's parameters, on the first device.
 pub(super) struct StepGradients {
@@ -46,6 +47,16 @@ pub(super) fn step_gradients<B: AutodiffBackend>(
     let [main, others @ ..] = devices else {
         return Err(TrainError::Model("no training device".into()));
     };
+    if task.is_potential() {
+        if !others.is_empty() {
+            return Err(TrainError::Model(
+                "conservative forces train on one device: data parallelism over several \
+                 training.devices is not implemented for them"
+                    .into(),
+            ));
+        }
+        return potential_gradients(network, task, host, main);
+    }
     if others.is_empty() {
         let batch = host.to_device::<B>(main);
         let targets = task.targets::<B>(host, main);
@@ -87,6 +98,34 @@ pub(super) fn step_gradients<B: AutodiffBackend>(
     Ok(StepGradients {
         loss,
         gradients: accumulator.grads(),
+    })
+}
+
+/// The loss and gradients of a conservative potential on `host`: forces and stress as
+/// derivatives of the energy, their loss terms through a Hessian-vector product
+/// ([`conservative_gradients`]).
+fn potential_gradients<B: AutodiffBackend>(
+    network: &Network<B>,
+    task: &Task,
+    host: &HostBatch,
+    device: &B::Device,
+) -> Result<StepGradients, TrainError> {
+    let batch = task.potential_batch(host, network)?;
+    let potential = Potential::new(network, task.normalizer.scale);
+    let step = conservative_gradients(
+        &potential,
+        &batch,
+        device,
+        |predictions| {
+            task.potential_sensitivities(host, predictions)
+                .map_err(|e| PotentialError::Loss(e.to_string()))
+        },
+        StepSize::Auto,
+    )
+    .map_err(|e| TrainError::Model(e.to_string()))?;
+    Ok(StepGradients {
+        loss: step.loss,
+        gradients: step.gradients,
     })
 }
 

@@ -17,7 +17,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamWConfig, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, Progress};
@@ -110,8 +110,28 @@ pub fn train<B: AutodiffBackend>(
         None
     };
     let data = load_data(config, resumed.as_ref().map(|(_, c)| c))?;
-    B::seed(device, config.run.seed);
-    let network = loaded.model.init::<B>(device)?;
+    let network = loaded.model.init_seeded::<B>(device, config.run.seed)?;
+    check_geometry(&data, &network)?;
+    if !options.quiet {
+        let atoms = |s: &[crate::data::Structure]| s.iter().map(|s| s.len()).sum::<usize>();
+        println!(
+            "model {} ({} parameters, all trainable), task {}, backend {}",
+            loaded.model.name(),
+            network.num_params(),
+            task_name(&data.task),
+            std::any::type_name::<B::InnerBackend>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("?")
+        );
+        println!(
+            "data: {} training structures ({} atoms), {} validation samples ({} atoms)",
+            data.train.len(),
+            atoms(&data.train),
+            data.valid.len(),
+            atoms(&data.valid)
+        );
+    }
     let o = &config.optimizer;
     let clipping = o.grad_clip_norm.map(GradientClippingConfig::Norm);
     let session = Session {
@@ -371,6 +391,44 @@ impl<B: AutodiffBackend> Session<'_, B> {
             println!("{line}");
         }
     }
+}
+
+/// The task in a few words, for the first line of a run.
+fn task_name(task: &crate::task::Task) -> String {
+    use crate::config::TaskConfig;
+    match &task.config {
+        TaskConfig::Denoise(_) => "denoise".into(),
+        TaskConfig::Property(p) => format!("property '{}'", p.property),
+        TaskConfig::EnergyForces(e) => format!(
+            "energy_forces (forces {}, weights energy {} forces {} stress {})",
+            e.forces.name(),
+            e.energy_weight,
+            e.forces_weight,
+            e.stress_weight
+        ),
+    }
+}
+
+/// Periodic structures are trained as conservative potentials only, and every structure's
+/// neighbour graph must be buildable (named by file and frame otherwise).
+fn check_geometry<B: Backend>(data: &RunData, network: &Network<B>) -> Result<(), TrainError> {
+    if data.task.is_potential() {
+        data.task.check_structures(&data.train, network)?;
+        return data.task.check_structures(&data.valid, network);
+    }
+    if let Some(periodic) = data
+        .train
+        .iter()
+        .chain(&data.valid)
+        .find(|s| s.cell.is_some())
+    {
+        return Err(TrainError::Dataset(format!(
+            "{}: a periodic structure (it has a Lattice) needs task.energy_forces with \
+             forces = \"conservative\"; other tasks and force sources do not see the cell",
+            periodic.origin
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ num_radial_basis = 8
 ff_mult = 1
 
 [task.energy_forces]
+forces = "direct"
 
 [data]
 train = ["train.extxyz"]
@@ -253,4 +254,94 @@ fn resuming_with_another_model_is_refused() {
     };
     let error = train_from_file(&folder.path().join("run.toml"), resume).expect_err("changed");
     assert!(error.to_string().contains("[model]"), "{error}");
+}
+
+/// A conservative potential on a few periodic Cu frames: energies, forces and stress are
+/// trained, evaluated and written, and the validation metrics are those `eval` finds.
+#[test]
+fn periodic_potential_trains_evaluates_and_predicts_stress() {
+    let _guard = SEEDED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/bulk");
+    for (name, source, count) in [
+        ("train", "cu_emt_train", 4),
+        ("valid", "cu_emt_small_cells", 6),
+    ] {
+        let frames = read_extxyz(data.join(format!("{source}.extxyz"))).expect("Cu frames");
+        write_extxyz(
+            folder.path().join(format!("{name}.extxyz")),
+            &frames[..count],
+        )
+        .expect("write frames");
+    }
+    let config = CONFIG
+        .replace("forces = \"direct\"", "stress_weight = 1.0")
+        .replace(
+            "depth = 1",
+            "depth = 1\nvalid_radius = 3.0\nradial_basis_cutoff = 3.0",
+        )
+        .replace("epochs = 3", "epochs = 2");
+    std::fs::write(folder.path().join("run.toml"), config).expect("write config");
+    let quiet = TrainOptions {
+        resume: false,
+        quiet: true,
+    };
+    let report = train_from_file(&folder.path().join("run.toml"), quiet).expect("training");
+    assert_eq!(report.steps, 4);
+    let last = &report.history[1].valid;
+    let names: Vec<&str> = last.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "loss",
+            "energy_mae_meV_per_atom",
+            "forces_mae_meV_per_A",
+            "stress_mae_meV_per_A3",
+            "stress_mae_GPa"
+        ]
+    );
+    assert!(last.iter().all(|(_, v)| v.is_finite()), "{last:?}");
+
+    let run_dir = folder.path().join("run");
+    let valid = folder.path().join("valid.extxyz");
+    let metrics = evaluate_file(&run_dir, &valid, &InferenceOptions::default()).expect("eval");
+    for ((name, found), (_, recorded)) in metrics.iter().zip(last).skip(1) {
+        assert!(close(*found, *recorded), "{name}: {found} vs {recorded}");
+    }
+    let direct = InferenceOptions {
+        forces: Some(ForceSource::Gradient),
+        batch_size: None,
+    };
+    let error = evaluate_file(&run_dir, &valid, &direct).expect_err("cells need conservative");
+    assert!(error.to_string().contains("conservative"), "{error}");
+
+    let output = folder.path().join("predicted.extxyz");
+    predict_file(&run_dir, &valid, &output, &InferenceOptions::default()).expect("predict");
+    let frames = read_extxyz(&output).expect("predictions read back");
+    let reference = read_extxyz(&valid).expect("inputs");
+    for (predicted, input) in frames.iter().zip(&reference) {
+        assert_eq!(
+            predicted.cell().expect("valid"),
+            input.cell().expect("valid")
+        );
+        assert!(predicted.info.contains_key("ref_stress"));
+        let stress = predicted
+            .stress()
+            .expect("valid")
+            .expect("a predicted stress");
+        assert!(stress.iter().flatten().all(|x| x.is_finite()));
+        assert_ne!(Some(stress), input.stress().expect("valid"));
+        assert_eq!(predicted.forces().map(|f| f.len()), Some(input.len()));
+    }
+
+    // Structures the neighbour search refuses are named before training starts.
+    let mut frames = read_extxyz(folder.path().join("train.extxyz")).expect("frames");
+    frames[2].positions[1] = frames[2].positions[0];
+    write_extxyz(folder.path().join("train.extxyz"), &frames).expect("write frames");
+    std::fs::remove_dir_all(&run_dir).expect("remove run");
+    let error = train_from_file(&folder.path().join("run.toml"), quiet).expect_err("coincident");
+    assert!(error.to_string().contains("frame 3"), "{error}");
+    assert!(error.to_string().contains("coincident"), "{error}");
 }

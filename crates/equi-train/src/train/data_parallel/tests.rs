@@ -82,6 +82,7 @@ num_radial_basis = 8
 ff_mult = 1
 
 [task.energy_forces]
+forces = "direct"
 
 [data]
 train = ["data/md/ethanol_xtb_valid.extxyz", "data/md/aspirin_xtb_valid.extxyz"]
