@@ -145,6 +145,15 @@ impl Axis {
     pub(super) fn visits(&self, b: usize) -> &[(usize, i32)] {
         &self.visits[self.starts[b]..self.starts[b + 1]]
     }
+
+    /// The least and the greatest image shift of any visit.
+    pub(super) fn shift_range(&self) -> [i32; 2] {
+        self.visits
+            .iter()
+            .fold([i32::MAX, i32::MIN], |[lo, hi], &(_, k)| {
+                [lo.min(k), hi.max(k)]
+            })
+    }
 }
 
 /// The atoms of one structure, wrapped and binned.
@@ -164,6 +173,10 @@ pub(super) struct Grid {
     pub(super) slot_atom: Vec<usize>,
     /// Per slot: the wrapped position of its atom.
     pub(super) slot_position: Vec<[f64; 3]>,
+    /// Per slot: the lattice shift of its atom (as `image_of`).
+    pub(super) slot_image: Vec<[i32; 3]>,
+    /// The most atoms in one bin.
+    pub(super) max_bin_atoms: usize,
 }
 
 impl Grid {
@@ -218,12 +231,15 @@ impl Grid {
         let mut fill = bin_start.clone();
         let mut slot_atom = vec![0; n];
         let mut slot_position = vec![[0.0; 3]; n];
+        let mut slot_image = vec![[0; 3]; n];
         for (atom, b) in bin_of.iter().enumerate() {
             let slot = &mut fill[linear(b)];
             slot_atom[*slot] = atom;
             slot_position[*slot] = wrapped[atom];
+            slot_image[*slot] = image_of[atom];
             *slot += 1;
         }
+        let max_bin_atoms = bin_start.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
         Ok(Self {
             axes,
             bin_of,
@@ -232,6 +248,8 @@ impl Grid {
             bin_start,
             slot_atom,
             slot_position,
+            slot_image,
+            max_bin_atoms,
         })
     }
 }
@@ -305,6 +323,8 @@ mod tests {
             single.visits(0),
             &[(0, -2), (0, -1), (0, 0), (0, 1), (0, 2)]
         );
+        assert_eq!(axis.shift_range(), [-1, 1]);
+        assert_eq!(single.shift_range(), [-2, 2]);
     }
 
     #[test]
@@ -314,6 +334,7 @@ mod tests {
         assert_eq!(axis.visits(1), &[(0, 0), (1, 0), (2, 0)]);
         assert_eq!(axis.visits(2), &[(1, 0), (2, 0)]);
         assert_eq!(Axis::open(1, 0.0, 1.0).visits(0), &[(0, 0)]);
+        assert_eq!(axis.shift_range(), [0, 0]);
         assert_eq!(axis.bin(-5.0), 0);
         assert_eq!(axis.bin(-0.6), 0);
         assert_eq!(axis.bin(-0.4), 1);
