@@ -72,6 +72,7 @@ fn geometry<B: Backend>(
         ),
         couplings,
         frames: (path == MessagePath::So2).then(|| EdgeFrames::new(&neighbors, l_max)),
+        envelope: None,
         distance,
         neighbors,
     }

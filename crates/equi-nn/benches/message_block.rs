@@ -147,6 +147,7 @@ fn main() {
             radial_features: radial_features.clone(),
             couplings: tables.couplings(neighbors.relative.clone()),
             frames: Some(EdgeFrames::new(&neighbors, l_max)),
+            envelope: None,
         };
         let layer = |path: MessagePath| {
             DepthwiseTensorProductConfig::new(dims.clone(), dims.clone(), RADIAL_BASIS + 1)

@@ -282,17 +282,33 @@ impl<B: Backend> EquivariantAttention<B> {
         geometry: &EdgeGeometry<B>,
     ) -> Vec<Tensor<B, 4>> {
         let mut slot_mask = geometry.neighbors.mask.clone(); // [B, R, K]
+                                                             // With the cutoff envelope, ln u on the logits: weight u in the softmax.
+        let mut slot_bias = geometry.envelope.as_ref().map(|u| {
+            let floor = positive_floor(1e-30, u.dtype());
+            u.clone().clamp_min(floor).log()
+        });
         if self.messages.has_self_interaction() {
             let [batch, n, _] = slot_mask.dims();
             let own = Tensor::<B, 3, Bool>::full([batch, n, 1], true, &slot_mask.device());
             slot_mask = Tensor::cat(vec![own, slot_mask], 2);
+            slot_bias = slot_bias.map(|bias| {
+                let own = Tensor::zeros([batch, n, 1], (&bias.device(), bias.dtype()));
+                Tensor::cat(vec![own, bias], 2)
+            });
         }
+        let weighted = slot_bias.is_some();
+        let slot_mask = SlotWeights {
+            mask: slot_mask,
+            bias: slot_bias,
+        };
         let (edges, own) = self.messages.parts_to(receivers, senders, geometry);
         let gates = self.head_gates.as_ref().map(|linear| {
             let scalars = receivers[0].clone().squeeze_dim::<3>(2); // [B, R, C0]
             sigmoid(linear.forward(scalars)) // [B, R, sum(heads)]
         });
         let edges = match &self.logits {
+            // The fused readouts take unweighted slots.
+            _ if weighted => edges,
             Logits::Mlp(layers) => {
                 let mask = &geometry.neighbors.mask;
                 match self.fused_mlp_readout(layers, edges, own.as_deref(), mask, gates.as_ref()) {
@@ -563,7 +579,7 @@ impl<B: Backend> EquivariantAttention<B> {
         &self,
         layers: &[Linear<B>],
         mut edge_fiber: Vec<Tensor<B, 5>>,
-        slot_mask: &Tensor<B, 3, Bool>,
+        slot_mask: &SlotWeights<B>,
     ) -> (Vec<Tensor<B, 4>>, Vec<Tensor<B, 5>>) {
         let scalars = edge_fiber[0].clone(); // [B, N, K', 1, C]
         let total = scalars.dims()[4];
@@ -575,7 +591,7 @@ impl<B: Backend> EquivariantAttention<B> {
             offset += width;
             let logits = linear.forward(leaky_relu(branch, self.leaky_slope))
                 * (self.dim_head[l] as f64).powf(-0.5);
-            attention.push(masked_softmax(logits, slot_mask));
+            attention.push(slot_mask.softmax(logits));
         }
         edge_fiber[0] = scalars.narrow(4, offset, total - offset);
         let gate = self
@@ -596,7 +612,7 @@ impl<B: Backend> EquivariantAttention<B> {
         to_query: &EquivariantLinear<B>,
         fiber: &[Tensor<B, 4>],
         edge_fiber: Vec<Tensor<B, 5>>,
-        slot_mask: &Tensor<B, 3, Bool>,
+        slot_mask: &SlotWeights<B>,
     ) -> (Vec<Tensor<B, 4>>, Vec<Tensor<B, 5>>) {
         let queries = to_query.forward(fiber.to_vec());
         let mut attention = Vec::with_capacity(queries.len());
@@ -632,7 +648,7 @@ impl<B: Backend> EquivariantAttention<B> {
                     distance.reshape([batch, n, k, h]) * (-scale)
                 }
             };
-            attention.push(masked_softmax(logits, slot_mask));
+            attention.push(slot_mask.softmax(logits));
         }
         (attention, values)
     }
@@ -677,6 +693,26 @@ fn aggregate_heads<B: Backend>(
         .matmul(values) // [BN*H, 1, m*D]
         .reshape([batch, n, heads, m, dim_head])
         .swap_dims(2, 3)
+}
+
+/// Which neighbour slots (the own one included) take part in the softmax, and an optional
+/// bias of their logits (`ln u` of the cutoff envelope).
+struct SlotWeights<B: Backend> {
+    /// `[B, R, K']`.
+    mask: Tensor<B, 3, Bool>,
+    /// `[B, R, K']`.
+    bias: Option<Tensor<B, 3>>,
+}
+
+impl<B: Backend> SlotWeights<B> {
+    /// The masked softmax over slots of `logits` `[B, R, K', H]`, biased.
+    fn softmax(&self, logits: Tensor<B, 4>) -> Tensor<B, 4> {
+        let logits = match &self.bias {
+            Some(bias) => logits + bias.clone().unsqueeze_dim::<4>(3),
+            None => logits,
+        };
+        masked_softmax(logits, &self.mask)
+    }
 }
 
 /// Softmax over neighbour slots that ignores masked slots; all-masked rows give zeros.

@@ -72,7 +72,8 @@ use crate::edges::{EdgeEmbedding, EdgeEmbeddingConfig};
 use crate::error::ModelError;
 use crate::fiber::{from_public, to_public};
 use crate::geometry::{
-    by_node_chunks, radial_basis, CouplingTables, EdgeGeometry, NeighborList, NeighborOptions,
+    by_node_chunks, polynomial_envelope, radial_basis, CouplingTables, EdgeGeometry, NeighborList,
+    NeighborOptions,
 };
 use crate::layers::{
     EquivariantLinear, EquivariantLinearConfig, EquivariantNorm, EquivariantNormConfig,
@@ -210,6 +211,16 @@ pub struct EquiformerConfig {
     /// same.
     #[config(default = "None")]
     pub attention_chunk_size: Option<usize>,
+    /// Make the outputs smooth in the positions where an edge crosses `valid_radius`: every
+    /// neighbour slot is weighted by a polynomial envelope `u(r)` that falls from 1 at
+    /// `r = 0` to 0 (with zero slope and curvature) at `valid_radius`. Attention logits
+    /// get `ln u` added (a neighbour enters the softmax with weight 0) and the input
+    /// projection's mean over neighbours is weighted by `u`. Needed for energies whose
+    /// forces are integrated (molecular dynamics) and for fitting forces; off by default,
+    /// as in equiformer-pytorch. The attention readouts then run on tensor operations
+    /// (their fused kernels take unweighted slots).
+    #[config(default = false)]
+    pub cutoff_envelope: bool,
 }
 
 /// Channel counts resolved from a config.
@@ -235,6 +246,13 @@ impl EquiformerConfig {
     fn dims(&self) -> Result<Dims, ModelError> {
         if self.num_degrees == 0 {
             return Err(ModelError::Config("num_degrees must be at least 1".into()));
+        }
+        if self.cutoff_envelope && !self.attend_self {
+            return Err(ModelError::Config(
+                "cutoff_envelope needs attend_self: without the own slot, the softmax over \
+                 neighbours gives a lone neighbour full weight however far it is"
+                    .into(),
+            ));
         }
         if !(1..=2).contains(&self.input_degrees) {
             return Err(ModelError::Config(format!(
@@ -423,6 +441,7 @@ impl EquiformerConfig {
             embedding_grad_frac: self.embedding_grad_frac,
             num_radial_basis: self.num_radial_basis,
             radial_basis_cutoff: self.radial_basis_cutoff,
+            cutoff_envelope: self.cutoff_envelope,
         };
         // Draw every lazily initialised weight now, so that clones share them.
         Ok(model.map(&mut Materialize))
@@ -516,6 +535,7 @@ pub struct Equiformer<B: Backend> {
     embedding_grad_frac: f64,
     num_radial_basis: usize,
     radial_basis_cutoff: f64,
+    cutoff_envelope: bool,
 }
 
 /// Node inputs: integer tokens or continuous features.
@@ -721,7 +741,12 @@ impl<B: Backend> Equiformer<B> {
         };
         let frames = (self.message_path == MessagePath::So2)
             .then(|| EdgeFrames::new(&neighbors, self.couplings.l_max()));
+        let envelope = self.cutoff_envelope.then(|| {
+            polynomial_envelope(distance.clone(), self.neighbor_options.valid_radius)
+                * neighbors.mask.clone().float()
+        });
         EdgeGeometry {
+            envelope,
             node_mask: mask,
             neighbors,
             distance,

@@ -243,6 +243,9 @@ pub struct EdgeGeometry<B: Backend> {
     /// Wigner-D matrices of the edge frames, for the SO(2) message path;
     /// `None` when no layer uses it.
     pub frames: Option<EdgeFrames<B>>,
+    /// Smooth weight of every slot, `[B, N, K]` (zero on masked slots), falling to zero at
+    /// the cutoff ([`polynomial_envelope`]); `None` without `cutoff_envelope`.
+    pub envelope: Option<Tensor<B, 3>>,
 }
 
 impl<B: Backend> EdgeGeometry<B> {
@@ -276,6 +279,10 @@ impl<B: Backend> EdgeGeometry<B> {
                 relative: self.neighbors.relative.clone().narrow(1, start, len),
             },
             distance: self.distance.clone().narrow(1, start, len),
+            envelope: self
+                .envelope
+                .as_ref()
+                .map(|u| u.clone().narrow(1, start, len)),
             radial_features: self.radial_features.clone().narrow(1, start, len),
             couplings: self
                 .couplings
@@ -401,6 +408,18 @@ impl CouplingTables {
             })
             .collect()
     }
+}
+
+/// The polynomial envelope of DimeNet (exponent 5) on `distance / cutoff`:
+/// `u(x) = 1 - 21 x^5 + 35 x^6 - 15 x^7` for `x < 1`, zero beyond; `u(1) = u'(1) = u''(1) = 0`.
+///
+/// # Shapes
+/// - `distance`: `[B, N, K, 1]`, output `[B, N, K]`
+pub fn polynomial_envelope<B: Backend>(distance: Tensor<B, 4>, cutoff: f64) -> Tensor<B, 3> {
+    let x = (distance / cutoff).clamp(0.0, 1.0).squeeze_dim::<3>(3);
+    let x5 = x.clone().powi_scalar(5);
+    let polynomial = (x.clone() * 35.0 - x.clone().square() * 15.0 - 21.0) * x5;
+    polynomial + 1.0
 }
 
 /// Gaussian radial basis of edge lengths plus the scaled length itself.

@@ -122,6 +122,7 @@ fn geometry<B: Backend>(points: &[[f64; 3]], l_max: usize, path: MessagePath) ->
         radial_features: radial_basis(distance.clone(), 6, 4.0),
         couplings: CouplingTables::new(l_max).couplings(neighbors.relative.clone()),
         frames: (path == MessagePath::So2).then(|| EdgeFrames::new(&neighbors, l_max)),
+        envelope: None,
         distance,
         neighbors,
     }

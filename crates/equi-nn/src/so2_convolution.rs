@@ -75,6 +75,7 @@
 //!         radial_features: radial_basis(distance.clone(), 6, 3.0),
 //!         couplings: Vec::new(),
 //!         frames: Some(EdgeFrames::new(&neighbors, 2)),
+//!         envelope: None,
 //!         distance,
 //!         neighbors,
 //!     };

@@ -16,7 +16,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, DType, Tensor};
+use burn::tensor::{DType, Tensor};
 
 use crate::fiber::{gather_neighbors, matmul_last};
 use crate::geometry::{path_degrees, EdgeGeometry};
@@ -363,11 +363,15 @@ impl<B: Backend> DepthwiseTensorProduct<B> {
         let mix = folded.clone().unwrap_or_else(|| self.mix_weights());
         let mut outputs = self.mixed_messages_to(receivers, senders, geometry, &mix);
         if self.pool {
-            let mask = geometry.neighbors.mask.clone();
+            let weights = match &geometry.envelope {
+                Some(u) => u.clone(),
+                None => geometry.neighbors.mask.clone().float(),
+            };
+            let smooth = geometry.envelope.is_some();
             let pooled = outputs.split().into_iter();
             outputs = EdgeMessages::Split(
                 pooled
-                    .map(|m| masked_mean_over_slots(m, mask.clone()))
+                    .map(|m| weighted_mean_over_slots(m, weights.clone(), smooth))
                     .collect(),
             );
         }
@@ -454,18 +458,29 @@ impl<B: Backend> EdgeMessages<B> {
     }
 }
 
-/// Mean over the valid neighbour slots; zero where a node has none.
+/// The mean of `messages` over the slots, weighted by `weights` `[B, N, K]`.
+///
+/// The weights are divided by their sum, at least 1; with `smooth`, by `S + exp(-S)` for
+/// the sum `S` instead, which is as smooth as the weights are (the envelope's mean has no
+/// kink where the sum passes 1, and falls to zero with the last weight). Zero where a node
+/// has no neighbour.
 ///
 /// # Shapes
-/// - `messages`: `[B, N, K, M, C]`, `mask`: `[B, N, K]`, output `[B, N, 1, M, C]`
-pub(crate) fn masked_mean_over_slots<B: Backend>(
+/// - `messages`: `[B, N, K, M, C]`, `weights`: `[B, N, K]`, output `[B, N, 1, M, C]`
+pub(crate) fn weighted_mean_over_slots<B: Backend>(
     messages: Tensor<B, 5>,
-    mask: Tensor<B, 3, Bool>,
+    weights: Tensor<B, 3>,
+    smooth: bool,
 ) -> Tensor<B, 5> {
     let [batch, n, k, m, c] = messages.dims();
-    let weights = mask.float().reshape([batch * n, 1, k]); // [BN, 1, K]
-    let count = weights.clone().sum_dim(2).clamp_min(1.0); // [BN, 1, 1]
-                                                           // A batched matrix product sums over the slots without a broadcast.
+    let weights = weights.reshape([batch * n, 1, k]); // [BN, 1, K]
+    let sum = weights.clone().sum_dim(2); // [BN, 1, 1]
+    let count = if smooth {
+        sum.clone() + sum.neg().exp()
+    } else {
+        sum.clamp_min(1.0)
+    };
+    // A batched matrix product sums over the slots without a broadcast.
     (weights / count)
         .matmul(messages.reshape([batch * n, k, m * c]))
         .reshape([batch, n, 1, m, c])

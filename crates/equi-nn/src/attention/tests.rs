@@ -42,6 +42,7 @@ fn geometry(coords: Tensor<Grad, 3>) -> EdgeGeometry<Grad> {
         radial_features: radial_basis(distance.clone(), 5, 4.0),
         couplings: Vec::new(),
         frames: Some(EdgeFrames::new(&neighbors, 2)),
+        envelope: None,
         distance,
         neighbors,
     }

@@ -269,6 +269,7 @@ fn geometry_inner<B: AutodiffBackend>(g: &EdgeGeometry<B>) -> EdgeGeometry<B::In
             relative: g.neighbors.relative.clone().inner(),
         },
         distance: g.distance.clone().inner(),
+        envelope: g.envelope.as_ref().map(|u| u.clone().inner()),
         radial_features: g.radial_features.clone().inner(),
         couplings: g
             .couplings
@@ -318,6 +319,7 @@ fn geometry_leaves<B: AutodiffBackend>(
             relative: leaf::<B, 4>(&inner.neighbors.relative, positions),
         },
         distance: leaf::<B, 4>(&inner.distance, positions),
+        envelope: inner.envelope.as_ref().map(|u| leaf::<B, 3>(u, positions)),
         radial_features: leaf::<B, 4>(&inner.radial_features, needs.features),
         couplings: inner
             .couplings
@@ -341,6 +343,7 @@ fn geometry_leaves<B: AutodiffBackend>(
 struct GeometryGradients<B: AutodiffBackend> {
     relative: Option<Tensor<B::InnerBackend, 4>>,
     distance: Option<Tensor<B::InnerBackend, 4>>,
+    envelope: Option<Tensor<B::InnerBackend, 3>>,
     radial_features: Option<Tensor<B::InnerBackend, 4>>,
     couplings: Vec<Vec<Option<Tensor<B::InnerBackend, 5>>>>,
     wigner: Vec<Option<Tensor<B::InnerBackend, 3>>>,
@@ -351,6 +354,7 @@ impl<B: AutodiffBackend> Default for GeometryGradients<B> {
         GeometryGradients {
             relative: None,
             distance: None,
+            envelope: None,
             radial_features: None,
             couplings: Vec::new(),
             wigner: Vec::new(),
@@ -383,6 +387,9 @@ impl<B: AutodiffBackend> GeometryGradients<B> {
     fn accumulate(&mut self, leaf: &EdgeGeometry<B>, grads: &B::Gradients) {
         accumulate(&mut self.relative, &leaf.neighbors.relative, grads);
         accumulate(&mut self.distance, &leaf.distance, grads);
+        if let Some(u) = &leaf.envelope {
+            accumulate(&mut self.envelope, u, grads);
+        }
         accumulate(&mut self.radial_features, &leaf.radial_features, grads);
         self.couplings.resize_with(leaf.couplings.len(), Vec::new);
         for (totals, row) in self.couplings.iter_mut().zip(&leaf.couplings) {
@@ -408,6 +415,9 @@ impl<B: AutodiffBackend> GeometryGradients<B> {
             weighted(&geometry.distance, &self.distance),
             weighted(&geometry.radial_features, &self.radial_features),
         ];
+        if let Some(u) = &geometry.envelope {
+            terms.push(weighted(u, &self.envelope));
+        }
         for (row, totals) in geometry.couplings.iter().zip(&self.couplings) {
             for (c, total) in row.iter().zip(totals) {
                 terms.push(weighted(c, total));

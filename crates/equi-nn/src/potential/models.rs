@@ -1,6 +1,6 @@
 //! Equiformer and SchNet as potentials: per-atom energies from the first scalar output.
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
@@ -10,6 +10,24 @@ use super::{AtomisticModel, AtomsGraph, EnergyBackward, PotentialError, Trainabl
 use crate::geometry::NeighborList;
 use crate::schnet::{self, SchNet};
 use crate::{Equiformer, EquiformerInput, EquiformerOutput, ModelError};
+
+/// `module` with every parameter a new autodiff leaf (same ids, same values).
+///
+/// One step of a potential runs several backward passes through the same parameters; a
+/// leaf that already went through one can lose its gradient when another thread runs a
+/// backward pass meanwhile (tracel-ai/burn#5573), as data-parallel training and parallel
+/// tests do. Fresh leaves per pass avoid it, for the cost of a shallow copy.
+fn fresh_leaves<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M) -> M {
+    module.clone().map(&mut FreshLeaves)
+}
+
+struct FreshLeaves;
+
+impl<B: AutodiffBackend> ModuleMapper<B> for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.map(|t| t.detach().require_grad())
+    }
+}
 
 /// The per-atom energies `[B, N]` in an Equiformer output: channel 0 of degree 0.
 fn first_scalar<B: Backend>(output: &EquiformerOutput<B>) -> Tensor<B, 2> {
@@ -64,7 +82,7 @@ impl<B: AutodiffBackend> TrainableModel<B> for Equiformer<B> {
     ) -> Result<EnergyBackward<B>, PotentialError> {
         check_weights(weights, graph.tokens.dims()[0])?;
         let mut energies = None;
-        let step = self.forward_backward(equiformer_input(graph), |output| {
+        let step = fresh_leaves(self).forward_backward(equiformer_input(graph), |output| {
             let per_structure = first_scalar(&output).sum_dim(1).squeeze_dim::<1>(1);
             energies = Some(per_structure.clone().detach());
             let weights = weights_like(weights, &per_structure);
@@ -126,11 +144,12 @@ where
 {
     check_weights(weights, graph.tokens.dims()[0])?;
     let displacements = graph.displacements.clone();
-    let per_structure = model.atom_energies(graph)?.sum_dim(1).squeeze_dim::<1>(1);
+    let fresh = fresh_leaves(model);
+    let per_structure = fresh.atom_energies(graph)?.sum_dim(1).squeeze_dim::<1>(1);
     let total = (per_structure.clone() * weights_like(weights, &per_structure)).sum();
     let mut grads = total.backward();
     let displacements = displacements.grad(&grads);
-    let parameters = GradientsParams::from_module(&mut grads, model);
+    let parameters = GradientsParams::from_module(&mut grads, &fresh);
     Ok(EnergyBackward {
         energies: to_f64(per_structure.inner())?,
         parameters,

@@ -62,14 +62,16 @@ fn molecule() -> System {
     )
 }
 
-/// A small Equiformer whose weights are all perturbed (zero-initialised ones too).
+/// A small Equiformer whose weights are all perturbed (zero-initialised ones too), by
+/// about a trained model's size: much larger weights make the energy so wiggly that the
+/// finite differences it is checked against lose their digits.
 fn equiformer<B: Backend>(
     kind: AttentionKind,
     path: MessagePath,
     reversible: bool,
     device: &B::Device,
 ) -> Equiformer<B> {
-    unperturbed(kind, path, reversible, device).map(&mut PerturbedF64(RandomRotations::new(3)))
+    unperturbed(kind, path, reversible, device).map(&mut Noise(RandomRotations::new(3), 0.1))
 }
 
 fn unperturbed<B: Backend>(
@@ -78,6 +80,12 @@ fn unperturbed<B: Backend>(
     reversible: bool,
     device: &B::Device,
 ) -> Equiformer<B> {
+    config(kind, path, reversible)
+        .init::<B>(device)
+        .expect("a valid configuration")
+}
+
+fn config(kind: AttentionKind, path: MessagePath, reversible: bool) -> EquiformerConfig {
     EquiformerConfig::new(vec![8, 4])
         .with_num_tokens(Some(3))
         .with_heads(vec![2])
@@ -90,8 +98,10 @@ fn unperturbed<B: Backend>(
         .with_message_path(Some(path))
         .with_reversible(reversible)
         .with_embedding_grad_frac(1.0)
-        .init::<B>(device)
-        .expect("a valid configuration")
+        // MLP attention's leaky ReLU has a kink: its energy is not differentiable where a
+        // pre-activation crosses zero, and a finite difference across one is off. A slope
+        // of 1 keeps the path and makes the energy smooth.
+        .with_attn_leakyrelu_slope(1.0)
 }
 
 fn schnet<B: Backend>(device: &B::Device) -> crate::schnet::SchNet<B> {
@@ -148,8 +158,32 @@ fn derivative(f: impl Fn(f64) -> f64, h: f64) -> f64 {
     (8.0 * (f(h) - f(-h)) - (f(2.0 * h) - f(-2.0 * h))) / (12.0 * h)
 }
 
+/// How far the pair distances of `system` (periodic images included) keep from `cutoff`:
+/// the energy of a model without the cutoff envelope jumps where one crosses it, so a finite
+/// difference must not move one across.
+fn clearance(system: &System, cutoff: f64) -> f64 {
+    let options = atoms::NeighborOptions::new(cutoff + 0.1);
+    let edges = atoms::neighbor_list(
+        &system.positions,
+        system.cell.as_ref(),
+        system.pbc,
+        &options,
+    )
+    .expect("edges");
+    edges
+        .distances(&system.positions, system.cell.as_ref())
+        .into_iter()
+        .map(|d| (d - cutoff).abs())
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Forces and stress against finite differences of the energy, relative to the largest.
 fn finite_difference_error<M: TrainableModel<Grad>>(model: &M, system: &System) -> f64 {
+    assert!(
+        clearance(system, model.cutoff()) > 1e-3,
+        "a pair lies within 1e-3 A of the cutoff: {:.1e}",
+        clearance(system, model.cutoff())
+    );
     let found = &derivatives(model, std::slice::from_ref(system))[0];
     let h = 1e-5;
     let mut worst: f64 = 0.0;
@@ -605,4 +639,60 @@ fn bad_structures_are_errors_naming_them() {
     let found = derivatives(&model, &[lone]).remove(0);
     assert!(found.energy.is_finite());
     assert!(found.forces.iter().flatten().all(|&f| f == 0.0));
+}
+
+/// With the cutoff envelope, the energy is smooth where an edge crosses the cutoff (and
+/// without it, it jumps); forces and stress stay the exact derivatives, on every path.
+///
+/// The weights here are of a trained model's size: a neighbour leaves the softmax once
+/// `ln u` outweighs the spread of the logits, so with the huge logits of strongly
+/// perturbed weights the switch, smooth still, happens within a hair of the cutoff.
+#[test]
+fn the_cutoff_envelope_makes_the_energy_smooth_at_the_cutoff() {
+    let device = Default::default();
+    // Atom 1 neighbours atom 0 only, so that moving it along x moves one edge across.
+    let pair = |r: f64| {
+        System::molecule(
+            vec![0, 1, 2],
+            vec![[0.0; 3], [r, 0.0, 0.0], [-1.0, 1.1, 0.0]],
+        )
+    };
+    let smooth = |kind, path, reversible| {
+        config(kind, path, reversible)
+            .with_cutoff_envelope(true)
+            .init::<Grad>(&device)
+            .expect("a valid configuration")
+            .map(&mut Noise(RandomRotations::new(8), 0.1))
+    };
+    for (kind, path, reversible) in [
+        (AttentionKind::Mlp, MessagePath::So3, false),
+        (AttentionKind::DotProduct, MessagePath::So2, true),
+        (AttentionKind::L2Distance, MessagePath::So2, false),
+    ] {
+        let model = smooth(kind, path, reversible);
+        let inside = derivatives(&model, &[pair(CUTOFF - 1e-6)]).remove(0);
+        let outside = derivatives(&model, &[pair(CUTOFF + 1e-6)]).remove(0);
+        assert!(
+            (inside.energy - outside.energy).abs() < 1e-9,
+            "{kind:?}: {} vs {}",
+            inside.energy,
+            outside.energy
+        );
+        assert!(
+            difference(&inside, &outside) < 1e-8,
+            "{kind:?}: forces jump"
+        );
+        for fused in [false, true] {
+            with_fused_kernels(fused, || {
+                for system in [triclinic(), slab()] {
+                    let error = finite_difference_error(&model, &system);
+                    assert!(error < 1e-7, "{kind:?} {path:?} fused {fused}: {error:.2e}");
+                }
+            });
+        }
+    }
+    let sharp = equiformer::<Grad>(AttentionKind::Mlp, MessagePath::So3, false, &device);
+    let inside = energy(&sharp, &pair(CUTOFF - 1e-6));
+    let outside = energy(&sharp, &pair(CUTOFF + 1e-6));
+    assert!((inside - outside).abs() > 1e-6, "no envelope, no jump?");
 }

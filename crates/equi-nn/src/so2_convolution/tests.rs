@@ -81,6 +81,7 @@ fn geometry<B: Backend>(coords: Tensor<B, 3>, l_max: usize) -> EdgeGeometry<B> {
         radial_features: radial_basis(distance.clone(), 6, 3.0),
         couplings: CouplingTables::new(l_max).couplings(neighbors.relative.clone()),
         frames: Some(EdgeFrames::new(&neighbors, l_max)),
+        envelope: None,
         distance,
         neighbors,
     }
