@@ -116,38 +116,26 @@ where
         StepSize::Displacement(d) => d,
     };
     let h = if largest > 0.0 { change / largest } else { 0.0 };
-    let half = sensitivities.energies.iter().map(|a| 0.5 * a);
-    let weights: Vec<f64> = if h > 0.0 {
+    let (graph, weights) = if h > 0.0 {
         let plus = batch.displaced(&moves, &strains, h);
         let minus = batch.displaced(&moves, &strains, -h);
+        let half = sensitivities.energies.iter().map(|a| 0.5 * a);
         let weights = half
             .clone()
             .map(|a| a + 0.5 / h)
             .chain(half.map(|a| a - 0.5 / h))
             .collect();
-        let graph = batch.graph::<B>(&[&plus, &minus], device);
-        return finish(model, graph, weights, sensitivities.loss, predictions, h);
+        (batch.graph::<B>(&[&plus, &minus], device), weights)
     } else {
-        sensitivities.energies.clone()
+        let graph = batch.graph::<B>(&[batch.displacements()], device);
+        (graph, sensitivities.energies.clone())
     };
-    let graph = batch.graph::<B>(&[batch.displacements()], device);
-    finish(model, graph, weights, sensitivities.loss, predictions, 0.0)
-}
-
-fn finish<B: AutodiffBackend, M: TrainableModel<B>>(
-    model: &M,
-    graph: super::AtomsGraph<B>,
-    weights: Vec<f64>,
-    loss: f64,
-    predictions: Vec<Derivatives>,
-    step: f64,
-) -> Result<ConservativeStep, PotentialError> {
     let pass = model.energy_backward(graph, &weights)?;
     Ok(ConservativeStep {
-        loss,
+        loss: sensitivities.loss,
         predictions,
         gradients: pass.parameters,
-        step,
+        step: h,
     })
 }
 

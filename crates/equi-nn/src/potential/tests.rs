@@ -552,20 +552,29 @@ fn conservative_gradients_in_f32_follow_those_in_f64() {
     assert!(error < 5e-3, "f32 against f64: {error:.2e}");
 }
 
-/// Every parameter plus normal noise of the given size.
+/// Every parameter drawn again from a seeded stream: the mean and spread of its initial
+/// values (which come from the backend's generator, shared with every other test thread)
+/// kept, the values themselves replaced, plus normal noise of the given size (so that
+/// zero-initialised weights pass gradients on). The same seed gives the same model on every
+/// run, up to the sampling noise of the initial spread.
 struct Noise(RandomRotations, f64);
 
 impl<B: Backend> ModuleMapper<B> for Noise {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
-        let noise: Vec<f64> = (0..tensor.shape().num_elements())
-            .map(|_| self.1 * self.0.next_normal())
+        let initial: Vec<f64> = tensor.to_data().convert::<f64>().to_vec().expect("values");
+        let count = initial.len().max(1) as f64;
+        let mean = initial.iter().sum::<f64>() / count;
+        let spread = (initial.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / count).sqrt();
+        let values: Vec<f64> = initial
+            .iter()
+            .map(|_| mean + spread * self.0.next_normal() + self.1 * self.0.next_normal())
             .collect();
-        let noise = Tensor::from_data(
-            TensorData::new(noise, tensor.dims()).convert::<B::FloatElem>(),
+        let values = Tensor::from_data(
+            TensorData::new(values, tensor.dims()).convert::<B::FloatElem>(),
             &tensor.device(),
         );
-        Param::from_mapped_value(id, (tensor + noise).detach().require_grad(), mapper)
+        Param::from_mapped_value(id, values.detach().require_grad(), mapper)
     }
 }
 
