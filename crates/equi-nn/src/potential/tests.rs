@@ -552,26 +552,33 @@ fn conservative_gradients_in_f32_follow_those_in_f64() {
     assert!(error < 5e-3, "f32 against f64: {error:.2e}");
 }
 
-/// Every parameter drawn again from a seeded stream: the mean and spread of its initial
-/// values (which come from the backend's generator, shared with every other test thread)
-/// kept, the values themselves replaced, plus normal noise of the given size (so that
-/// zero-initialised weights pass gradients on). The same seed gives the same model on every
-/// run, up to the sampling noise of the initial spread.
+/// Every parameter drawn again from a seeded stream, so that the same seed gives the same
+/// model on every run whatever other test threads draw from the backend's shared generator.
+/// A tensor initialised to an integer constant (zeros, ones) keeps that constant; any other is drawn
+/// normal with mean zero and the spread of Burn's default Kaiming-uniform initialisation for
+/// its fan-in (its first dimension; its length for a vector). Both get normal noise of the
+/// given size on top (so that zero-initialised weights pass gradients on).
 struct Noise(RandomRotations, f64);
 
 impl<B: Backend> ModuleMapper<B> for Noise {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
+        let dims = tensor.dims();
         let initial: Vec<f64> = tensor.to_data().convert::<f64>().to_vec().expect("values");
-        let count = initial.len().max(1) as f64;
-        let mean = initial.iter().sum::<f64>() / count;
-        let spread = (initial.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / count).sqrt();
+        // A random draw is never an exact integer; a constant initialisation (0, 1) is.
+        let constant = initial.iter().all(|&x| x == initial[0] && x.fract() == 0.0);
+        let (mean, spread) = if constant {
+            (initial.first().copied().unwrap_or(0.0), 0.0)
+        } else {
+            let fan_in = dims.first().copied().unwrap_or(1).max(1) as f64;
+            (0.0, (3.0 * fan_in).sqrt().recip())
+        };
         let values: Vec<f64> = initial
             .iter()
             .map(|_| mean + spread * self.0.next_normal() + self.1 * self.0.next_normal())
             .collect();
         let values = Tensor::from_data(
-            TensorData::new(values, tensor.dims()).convert::<B::FloatElem>(),
+            TensorData::new(values, dims).convert::<B::FloatElem>(),
             &tensor.device(),
         );
         Param::from_mapped_value(id, values.detach().require_grad(), mapper)
