@@ -101,12 +101,21 @@ impl Task {
                     .collect();
                 normalizer.scale = spread(&per_atom);
                 let forces = train.iter().filter_map(|s| s.vectors.as_ref());
+                let force_rms = root_mean_square(forces.flatten().flatten().copied());
                 normalizer.vector_scale =
                     if e.forces != ForceSource::Gradient && e.forces_weight > 0.0 {
-                        root_mean_square(forces.flatten().flatten().copied())
+                        force_rms
                     } else {
                         normalizer.scale
                     };
+                // A conservative potential's forces are the energy's slopes: with the energy in
+                // units of the force RMS (times 1 A) they start at the labels' size. In units
+                // of the per-atom energy spread, which is 40-90x smaller on MD data, the
+                // initial forces are that much too small and training stalls for epochs.
+                let has_forces = train.iter().any(|s| s.vectors.is_some());
+                if e.forces == ForceSource::Conservative && e.forces_weight > 0.0 && has_forces {
+                    normalizer.scale = force_rms;
+                }
                 normalizer
             }
         };
