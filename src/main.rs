@@ -98,7 +98,19 @@ fn run(command: Command) -> Result<(), TrainError> {
         } => {
             let report = train_from_file(&config, TrainOptions { resume, quiet })?;
             if let Some(path) = report.last_checkpoint.filter(|_| !quiet) {
-                println!("{} steps; last checkpoint {}", report.steps, path.display());
+                let per_epoch = report
+                    .history
+                    .last()
+                    .map(|last| last.elapsed_s / report.history.len() as f64);
+                match per_epoch {
+                    Some(seconds) => println!(
+                        "{} steps, {} epochs, {seconds:.1} s per epoch; last checkpoint {}",
+                        report.steps,
+                        report.history.len(),
+                        path.display()
+                    ),
+                    None => println!("{} steps; last checkpoint {}", report.steps, path.display()),
+                }
             }
         }
         Command::Eval {

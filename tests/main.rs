@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod cli_robustness;
 mod equiformer_equivariance;
 mod equiformer_options;
 mod equiformer_reversible;

@@ -64,6 +64,9 @@ pub fn evaluate_file(
             check_input_kind(&task, self.data)?;
             let structures = Task::load(&task.config, &[self.data.to_path_buf()], &[], true)?;
             let samples = task.evaluation_set(structures, self.loaded.config.run.seed);
+            if samples.is_empty() {
+                return Err(no_structures(self.data));
+            }
             let forces = checked_forces(self.loaded, &task, self.options.forces)?;
             let predictor = Predictor::new(&network, &task, forces, &device);
             predictor.evaluate(&samples, batch_size(self.loaded, self.options))
@@ -134,6 +137,9 @@ pub fn predict_file(
                     labelled_frames(frames, &predictions, &e.energy_key, forces)
                 }
             };
+            if frames.is_empty() {
+                return Err(no_structures(self.input));
+            }
             write_extxyz(self.output, &frames)?;
             Ok(frames.len())
         }
@@ -150,6 +156,10 @@ pub fn predict_file(
             options,
         },
     )
+}
+
+fn no_structures(path: &Path) -> TrainError {
+    TrainError::Dataset(format!("{}: holds no structure", path.display()))
 }
 
 fn no_labels() -> LabelSpec<'static> {

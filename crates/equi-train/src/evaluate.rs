@@ -91,7 +91,7 @@ impl<'a, B: AutodiffBackend> Predictor<'a, B> {
     /// Predictions for every structure, in batches of `batch_size`.
     ///
     /// # Errors
-    /// Inputs the model rejects.
+    /// Inputs the model rejects; a prediction that is not finite (named by its structure).
     pub fn predict_all(
         &self,
         structures: &[Structure],
@@ -102,6 +102,7 @@ impl<'a, B: AutodiffBackend> Predictor<'a, B> {
             .map(|chunk| {
                 let host = HostBatch::new(&chunk.iter().collect::<Vec<_>>());
                 let prediction = self.predict(&host)?;
+                check_finite(chunk, &host, &prediction)?;
                 Ok((host, prediction))
             })
             .collect()
@@ -110,7 +111,8 @@ impl<'a, B: AutodiffBackend> Predictor<'a, B> {
     /// The metrics of the task on labelled structures.
     ///
     /// # Errors
-    /// Inputs the model rejects.
+    /// Inputs the model rejects; a prediction that is not finite (named by its structure), so
+    /// that no metric ever averages a NaN.
     pub fn evaluate(
         &self,
         structures: &[Structure],
@@ -120,8 +122,44 @@ impl<'a, B: AutodiffBackend> Predictor<'a, B> {
         for chunk in structures.chunks(batch_size.max(1)) {
             let host = HostBatch::new(&chunk.iter().collect::<Vec<_>>());
             let prediction = self.predict(&host)?;
+            check_finite(chunk, &host, &prediction)?;
             self.task.accumulate(&host, &prediction, &mut metrics);
         }
         Ok(self.task.summarize(&metrics))
     }
+}
+
+/// Fails on the first structure of `chunk` (batched as `host`) with a non-finite predicted
+/// value: a NaN or infinity is never written or averaged.
+fn check_finite(
+    chunk: &[Structure],
+    host: &HostBatch,
+    prediction: &Prediction,
+) -> Result<(), TrainError> {
+    let per_graph = |values: &[f64], graph: usize| {
+        let width = values.len() / host.graphs.max(1);
+        values[graph * width..(graph + 1) * width]
+            .iter()
+            .all(|v| v.is_finite())
+    };
+    for (graph, structure) in chunk.iter().enumerate() {
+        let scalar = prediction.scalars.get(graph).is_none_or(|v| v.is_finite());
+        let vectors = prediction
+            .vectors
+            .as_ref()
+            .is_none_or(|v| per_graph(v, graph));
+        let stress = prediction
+            .stress
+            .as_ref()
+            .and_then(|s| s.get(graph).copied().flatten())
+            .is_none_or(|s| s.iter().flatten().all(|v| v.is_finite()));
+        if !(scalar && vectors && stress) {
+            return Err(TrainError::Model(format!(
+                "{}: the model's prediction is not finite (NaN or infinite); nothing was \
+                 written",
+                structure.origin
+            )));
+        }
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::Structure;
+use super::{Structure, MAX_COORDINATE};
 use crate::config::TrajectoryConfig;
 use crate::error::TrainError;
 use crate::io::dcd::read_dcd_for_structure;
@@ -87,6 +87,7 @@ pub(crate) fn molecule(
             "{origin}: labels are not finite"
         )));
     }
+    check_coordinates(&origin, &frame.positions)?;
     Ok(Structure {
         origin,
         tokens: frame.atomic_numbers.iter().map(|&z| i64::from(z)).collect(),
@@ -180,7 +181,25 @@ fn backbone_structure(model: &PdbModel, origin: String) -> Result<Structure, Tra
             "{origin}: no residue with N, CA and C atoms"
         )));
     }
-    Ok(backbone_atoms(&residues, origin))
+    let structure = backbone_atoms(&residues, origin);
+    check_coordinates(&structure.origin, &structure.positions)?;
+    Ok(structure)
+}
+
+/// Refuses non-finite coordinates and those beyond [`MAX_COORDINATE`], naming the atom.
+fn check_coordinates(origin: &str, positions: &[[f64; 3]]) -> Result<(), TrainError> {
+    let outside = positions
+        .iter()
+        .enumerate()
+        .find(|(_, x)| x.iter().any(|v| !v.is_finite() || v.abs() > MAX_COORDINATE));
+    match outside {
+        None => Ok(()),
+        Some((atom, x)) => Err(TrainError::Dataset(format!(
+            "{origin} atom {}: position {x:?} is not finite or beyond +-{MAX_COORDINATE} A \
+             (f32 distances lose their precision there; centre the structure)",
+            atom + 1
+        ))),
+    }
 }
 
 /// The N, CA and C atoms of `residues`, in that order, as one structure.

@@ -16,6 +16,13 @@ pub use batch::{Batch, HostBatch};
 pub(crate) use load::molecule;
 pub use load::{load_backbones, load_molecules, LabelSpec};
 
+/// The largest absolute Cartesian coordinate (Angstrom) a loaded structure may have. Beyond
+/// it, f32 positions resolve no better than 1e-3 A, so distances (and everything computed
+/// from them) lose their meaning long before they overflow; such structures are refused at
+/// load with the file, frame and atom named. The PDB format's own columns end at the same
+/// size (9999.999).
+pub const MAX_COORDINATE: f64 = 1e4;
+
 /// Token vocabulary of molecules: the atomic number (`0..=118`).
 pub const MOLECULE_TOKENS: usize = 119;
 

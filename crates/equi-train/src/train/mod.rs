@@ -98,7 +98,14 @@ pub fn train<B: AutodiffBackend>(
     let folder = setup::checkpoint_folder(config);
     std::fs::create_dir_all(&folder).map_err(|e| TrainError::file(&folder, e))?;
     let resumed = if options.resume {
-        setup::find_resume_point(loaded, &folder)?
+        let found = setup::find_resume_point(loaded, &folder)?;
+        if found.is_none() && !options.quiet {
+            println!(
+                "--resume: no checkpoint in {}, a new run starts",
+                folder.display()
+            );
+        }
+        found
     } else {
         if !checkpoint::list(&folder)?.is_empty() {
             return Err(TrainError::checkpoint(
@@ -258,10 +265,14 @@ impl<B: AutodiffBackend> Session<'_, B> {
                 let step = data_parallel::step_gradients(&network, task, &host, &self.devices)?;
                 let loss_value = step.loss;
                 if !loss_value.is_finite() {
+                    let first = items.first().map_or("", |s| s.origin.as_str());
                     return Err(TrainError::Model(format!(
-                        "the training loss is {loss_value} at step {}: lower optimizer.lr or \
-                         set optimizer.grad_clip_norm",
-                        progress.step + 1
+                        "the training loss is {loss_value} at step {} (epoch {}, batch {} of \
+                         {batches}, first structure {first}); the last checkpoint is kept: \
+                         lower optimizer.lr or set optimizer.grad_clip_norm",
+                        progress.step + 1,
+                        epoch + 1,
+                        batch_index + 1,
                     )));
                 }
                 network = optimizer.step(lr, network, step.gradients);
