@@ -77,6 +77,8 @@ def arguments(argv):
                    help="stop MACE's training after the epoch that passes this many minutes")
     p.add_argument("--mace-results", default=None,
                    help="folder of saved mace_<dataset>_<epochs>ep.json to reuse instead of training MACE")
+    p.add_argument("--ours-results", default=None,
+                   help="folder of saved ours_<dataset>_<epochs>ep.json to reuse instead of training ours")
     p.add_argument("--results-dir", default=str((HERE / "results").relative_to(REPO)),
                    help="where fresh results are saved as JSON (relative to the repo)")
     p.add_argument("--ours-config-cu", default="configs/cu_bulk.toml")
@@ -175,7 +177,12 @@ def main(argv):
         dataset = DATASETS[name]
         paths = dataset_paths(dataset, args)
         ours = None
-        if not args.skip_ours:
+        saved_ours = repo_path(args.ours_results) / f"ours_{name}_{args.epochs}ep.json" if args.ours_results else None
+        if saved_ours is not None and saved_ours.is_file():
+            log(f"[ours {name}] reusing {saved_ours}")
+            ours = json.loads(saved_ours.read_text(encoding="utf-8"))
+            rows.append(ours)
+        elif not args.skip_ours:
             config = getattr(args, f"ours_config_{name}")
             try:
                 ours = ours_side.run(dataset, paths, config, args, REPO, log)
