@@ -171,8 +171,12 @@ fn no_labels() -> LabelSpec<'static> {
     }
 }
 
-/// The checkpoint at `path` with its stored configuration.
-fn open_checkpoint(path: &Path) -> Result<(PathBuf, Checkpoint, LoadedConfig), TrainError> {
+/// The checkpoint at `path` (a `.ckpt` file, or a run folder: its latest readable checkpoint)
+/// with the file it was read from and its stored configuration.
+///
+/// # Errors
+/// No readable checkpoint at `path`, or a stored configuration that no longer parses.
+pub fn open_checkpoint(path: &Path) -> Result<(PathBuf, Checkpoint, LoadedConfig), TrainError> {
     let (path, found) = checkpoint::locate(path)?;
     let loaded = LoadedConfig::from_text(
         found.meta.config_text.clone(),
@@ -183,7 +187,13 @@ fn open_checkpoint(path: &Path) -> Result<(PathBuf, Checkpoint, LoadedConfig), T
     Ok((path, found, loaded))
 }
 
-fn restore<B: AutodiffBackend>(
+/// The task (with its fitted normalizer) and the trained network of a checkpoint opened by
+/// [`open_checkpoint`], on `device`; `path` names the checkpoint in errors.
+///
+/// # Errors
+/// Weights that do not fit the stored model configuration, or a configuration the model
+/// rejects.
+pub fn restore<B: AutodiffBackend>(
     path: &Path,
     found: Checkpoint,
     loaded: &LoadedConfig,
